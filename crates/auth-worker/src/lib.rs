@@ -1,0 +1,1 @@
+//! auth-worker: see the crate description; filled by its issue.

@@ -1,0 +1,1 @@
+//! bus: see the crate description; filled by its issue.

@@ -1,0 +1,1 @@
+//! cli: see the crate description; filled by its issue.

@@ -1,0 +1,1 @@
+//! contact-sync: see the crate description; filled by its issue.

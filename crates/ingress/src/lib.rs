@@ -1,0 +1,1 @@
+//! ingress: see the crate description; filled by its issue.

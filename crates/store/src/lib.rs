@@ -1,0 +1,1 @@
+//! store: see the crate description; filled by its issue.

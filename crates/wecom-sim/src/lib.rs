@@ -1,0 +1,1 @@
+//! wecom-sim: see the crate description; filled by its issue.

@@ -1,0 +1,1 @@
+//! The WeCom server API client (being written).

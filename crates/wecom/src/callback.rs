@@ -1,0 +1,1 @@
+//! Callback envelopes (being written).

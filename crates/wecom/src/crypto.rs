@@ -1,0 +1,1 @@
+//! Callback crypto (being written).
