@@ -54,7 +54,7 @@ impl CallbackQuery {
             };
             if slot.is_none() {
                 *slot = Some(
-                    percent_decode(value).map_err(|()| QueryError::BadEncoding(name.to_owned()))?,
+                    percent_decode(value).ok_or_else(|| QueryError::BadEncoding(name.to_owned()))?,
                 );
             }
         }
@@ -67,10 +67,11 @@ impl CallbackQuery {
     }
 }
 
-/// Percent-decodes a query value. Unlike form decoding, `+` stays `+`.
-pub fn percent_decode(value: &str) -> Result<String, ()> {
+/// Percent-decodes a query value; `None` if the result is not UTF-8. Unlike form decoding,
+/// `+` stays `+`.
+pub fn percent_decode(value: &str) -> Option<String> {
     let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode_str(value).into();
-    String::from_utf8(decoded.into_owned()).map_err(|_| ())
+    String::from_utf8(decoded.into_owned()).ok()
 }
 
 /// The body of a callback POST.

@@ -4,6 +4,7 @@
 //! - [`callback`]: the encrypted POST envelope and the callback query string.
 //! - [`event`]: one typed enum for everything WeCom pushes, parsed from the decrypted XML.
 //! - [`api`]: the server API client with every errcode classified.
+//! - [`suite`]: the suites (templates) a deployment serves, from TOML or the environment form.
 //!
 //! Nothing here reads the environment or holds global state; only [`api`] does I/O.
 
@@ -11,3 +12,4 @@ pub mod api;
 pub mod callback;
 pub mod crypto;
 pub mod event;
+pub mod suite;

@@ -1,1 +1,0 @@
-//! The WeCom server API client (being written).

@@ -1,1 +1,0 @@
-//! Typed events (being written).

@@ -1,0 +1,184 @@
+//! App ("data") URL pushes other than contact changes, and the catch-all for anything unrecognised.
+//!
+//! daikai does not act on these today, but they are authentic pushes: they are kept (with every
+//! simple element in `fields`) and published, never dropped or rejected (PITFALLS 11).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::EventError;
+use super::fields::Fields;
+use super::writer::{XmlWriter, is_element_name};
+
+/// Any `MsgType=event` other than `change_contact` (`subscribe`, `enter_agent`, `LOCATION`,
+/// `unlicensed_notify`, `change_app_admin`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppEvent {
+    /// `ToUserName`: the corp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_user_name: Option<String>,
+    /// `FromUserName`: the member, or `sys`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_user_name: Option<String>,
+    /// `CreateTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_time: Option<i64>,
+    /// `AgentID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// `Event` as sent (case kept; [`Event::kind`](super::Event::kind) lowercases it).
+    pub event: String,
+    /// Every other top-level element without children, by element name (nested ones are only in
+    /// the raw XML the envelope carries).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// A user message to the app (`MsgType` text, image, voice, video, location, link, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// `ToUserName`: the corp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_user_name: Option<String>,
+    /// `FromUserName`: the member who sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_user_name: Option<String>,
+    /// `CreateTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_time: Option<i64>,
+    /// `MsgType` as sent.
+    pub msg_type: String,
+    /// `MsgId` (the dedupe key WeCom documents for messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
+    /// `AgentID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// `Content` (text messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Every other top-level element without children (`PicUrl`, `MediaId`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Anything else: an unknown `InfoType`, a body with neither `InfoType` nor `MsgType`, or
+/// `MsgType=event` without an `Event`. The raw XML is kept so nothing is lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unknown {
+    /// `InfoType`, if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info_type: Option<String>,
+    /// `MsgType`, if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_type: Option<String>,
+    /// `Event`, if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The decrypted body exactly as received.
+    pub raw_xml: String,
+}
+
+/// Elements [`AppEvent`] has fields for (`InfoType` would change the framing, so never a field).
+const APP_EVENT_ELEMENTS: &[&str] = &[
+    "ToUserName",
+    "FromUserName",
+    "CreateTime",
+    "MsgType",
+    "Event",
+    "AgentID",
+    "InfoType",
+];
+
+/// Elements [`Message`] has fields for.
+const MESSAGE_ELEMENTS: &[&str] = &[
+    "ToUserName",
+    "FromUserName",
+    "CreateTime",
+    "MsgType",
+    "MsgId",
+    "AgentID",
+    "Content",
+    "InfoType",
+];
+
+impl AppEvent {
+    pub(crate) fn read(f: Fields<'_>, event: &str) -> Result<Self, EventError> {
+        Ok(Self {
+            to_user_name: f.string("ToUserName"),
+            from_user_name: f.string("FromUserName"),
+            create_time: f.number("CreateTime")?,
+            agent_id: f.string("AgentID"),
+            event: event.to_owned(),
+            fields: other_fields(f, APP_EVENT_ELEMENTS),
+        })
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter) {
+        w.opt_text("ToUserName", self.to_user_name.as_deref())
+            .opt_text("FromUserName", self.from_user_name.as_deref())
+            .opt_number("CreateTime", self.create_time)
+            .text("MsgType", "event")
+            .text("Event", &self.event)
+            .opt_text("AgentID", self.agent_id.as_deref());
+        write_fields(w, &self.fields, APP_EVENT_ELEMENTS);
+    }
+}
+
+impl Message {
+    pub(crate) fn read(f: Fields<'_>, msg_type: &str) -> Result<Self, EventError> {
+        Ok(Self {
+            to_user_name: f.string("ToUserName"),
+            from_user_name: f.string("FromUserName"),
+            create_time: f.number("CreateTime")?,
+            msg_type: msg_type.to_owned(),
+            msg_id: f.string("MsgId"),
+            agent_id: f.string("AgentID"),
+            content: f.string("Content"),
+            fields: other_fields(f, MESSAGE_ELEMENTS),
+        })
+    }
+
+    pub(crate) fn write(&self, w: &mut XmlWriter) {
+        w.opt_text("ToUserName", self.to_user_name.as_deref())
+            .opt_text("FromUserName", self.from_user_name.as_deref())
+            .opt_number("CreateTime", self.create_time)
+            .text("MsgType", &self.msg_type)
+            .opt_text("Content", self.content.as_deref())
+            .opt_text("MsgId", self.msg_id.as_deref())
+            .opt_text("AgentID", self.agent_id.as_deref());
+        write_fields(w, &self.fields, MESSAGE_ELEMENTS);
+    }
+}
+
+impl Unknown {
+    pub(crate) fn read(f: Fields<'_>, raw_xml: &str) -> Self {
+        Self {
+            info_type: f.key("InfoType").map(str::to_owned),
+            msg_type: f.key("MsgType").map(str::to_owned),
+            event: f.key("Event").map(str::to_owned),
+            raw_xml: raw_xml.to_owned(),
+        }
+    }
+}
+
+/// The simple top-level elements not in `known`; the first of a repeated name wins.
+fn other_fields(f: Fields<'_>, known: &[&str]) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    for (name, text) in f.leaves_except(known) {
+        fields
+            .entry(name.to_owned())
+            .or_insert_with(|| text.to_owned());
+    }
+    fields
+}
+
+/// Writes `fields`, skipping names that are not element names or that have a field of their own.
+fn write_fields(w: &mut XmlWriter, fields: &BTreeMap<String, String>, known: &[&str]) {
+    for (name, value) in fields {
+        if is_element_name(name) && !known.contains(&name.as_str()) {
+            w.text(name, value);
+        }
+    }
+}
