@@ -1,0 +1,124 @@
+//! `corp_tokens`: the cached access token of each tenant (`gettoken` with corpid + permanent
+//! code), sealed. The refresh protocol lives in [`crate::tokens`]; these are its statements.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::error::StoreError;
+use crate::ids::{CorpId, SuiteId};
+use crate::sealed::from_columns;
+use crate::secret::{SecretBox, SecretContext, sha256};
+use crate::suites::CachedToken;
+use crate::tenants::TenantStatus;
+
+/// What the corp-token path needs in one read: the tenant's status, its cached token, the clock.
+#[derive(Debug)]
+pub(crate) struct CorpTokenRow {
+    pub(crate) status: TenantStatus,
+    pub(crate) token: Option<CachedToken>,
+    pub(crate) now: DateTime<Utc>,
+}
+
+/// Reads the tenant status and its cached token (no lock). `None` for an unknown tenant.
+pub(crate) async fn corp_token_row(
+    conn: &mut PgConnection,
+    suite_id: &SuiteId,
+    corp_id: &CorpId,
+) -> Result<Option<CorpTokenRow>, StoreError> {
+    type Row = (
+        String,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        DateTime<Utc>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "select t.status, c.token_ciphertext, c.token_nonce, c.token_key_id, c.expires_at,
+                c.refreshed_at, clock_timestamp()
+         from tenants t
+         left join corp_tokens c on c.suite_id = t.suite_id and c.corp_id = t.corp_id
+         where t.suite_id = $1 and t.corp_id = $2",
+    )
+    .bind(suite_id)
+    .bind(corp_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(
+        |(status, ciphertext, nonce, key_id, expires_at, refreshed_at, now)| {
+            let token = match (
+                from_columns(ciphertext, nonce, key_id),
+                expires_at,
+                refreshed_at,
+            ) {
+                (Some(sealed), Some(expires_at), Some(refreshed_at)) => Some(CachedToken {
+                    sealed,
+                    expires_at,
+                    refreshed_at,
+                }),
+                _ => None,
+            };
+            Ok(CorpTokenRow {
+                status: TenantStatus::parse(&status)?,
+                token,
+                now,
+            })
+        },
+    )
+    .transpose()
+}
+
+/// Caches a freshly fetched corp token (replacing any previous one).
+pub(crate) async fn store_corp_token(
+    conn: &mut PgConnection,
+    secrets: &SecretBox,
+    suite_id: &SuiteId,
+    corp_id: &CorpId,
+    token: &str,
+    refreshed_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let context = SecretContext::corp_token(suite_id.as_str(), corp_id.as_str());
+    let sealed = secrets.seal(&context, token)?;
+    sqlx::query(
+        "insert into corp_tokens (suite_id, corp_id, token_ciphertext, token_nonce, token_key_id,
+                                  token_sha256, expires_at, refreshed_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (suite_id, corp_id) do update set
+             token_ciphertext = excluded.token_ciphertext, token_nonce = excluded.token_nonce,
+             token_key_id = excluded.token_key_id, token_sha256 = excluded.token_sha256,
+             expires_at = excluded.expires_at, refreshed_at = excluded.refreshed_at",
+    )
+    .bind(suite_id)
+    .bind(corp_id)
+    .bind(&sealed.ciphertext)
+    .bind(&sealed.nonce)
+    .bind(&sealed.key_id)
+    .bind(sha256(token).as_slice())
+    .bind(expires_at)
+    .bind(refreshed_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Drops the cached corp token if it is still `failing_token` (compare-and-delete, PITFALLS 8:
+/// a late 40014 for a token that was already replaced must not kill the replacement). Returns
+/// whether it was dropped.
+pub async fn invalidate_corp_token(
+    conn: &mut PgConnection,
+    suite_id: &SuiteId,
+    corp_id: &CorpId,
+    failing_token: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "delete from corp_tokens where suite_id = $1 and corp_id = $2 and token_sha256 = $3",
+    )
+    .bind(suite_id)
+    .bind(corp_id)
+    .bind(sha256(failing_token).as_slice())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}

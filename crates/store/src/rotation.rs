@@ -1,0 +1,209 @@
+//! Key rotation: re-sealing every stored secret under the active key (`daikai rotate-secrets`),
+//! and counting which key each stored secret is under, so an operator knows when an old key can
+//! be dropped.
+//!
+//! Rotation runs online, next to the workers: each row is rewritten only if its nonce is still the
+//! one that was read (a row a worker rewrote meanwhile is already under the active key).
+
+use sqlx::{PgConnection, PgPool, Row as _};
+
+use crate::error::StoreError;
+use crate::sealed::from_columns;
+use crate::secret::{SecretBox, SecretContext};
+
+/// One sealed column family (`*_ciphertext`, `*_nonce`, `*_key_id`).
+struct SealedColumn {
+    /// `table.column`, as in [`SecretContext`].
+    label: &'static str,
+    table: &'static str,
+    prefix: &'static str,
+    /// Text expressions for the row key, in [`SecretContext`] order.
+    key_select: &'static str,
+    /// Matches the row by the key values bound as `$1…$n`.
+    key_match: &'static str,
+    key_len: usize,
+    context: fn(&[String]) -> SecretContext,
+}
+
+const COLUMNS: &[SealedColumn] = &[
+    SealedColumn {
+        label: "suites.ticket",
+        table: "suites",
+        prefix: "ticket",
+        key_select: "suite_id",
+        key_match: "suite_id = $1",
+        key_len: 1,
+        context: |key| SecretContext::suite_ticket(&key[0]),
+    },
+    SealedColumn {
+        label: "suites.suite_token",
+        table: "suites",
+        prefix: "suite_token",
+        key_select: "suite_id",
+        key_match: "suite_id = $1",
+        key_len: 1,
+        context: |key| SecretContext::suite_token(&key[0]),
+    },
+    SealedColumn {
+        label: "tenants.permanent_code",
+        table: "tenants",
+        prefix: "permanent_code",
+        key_select: "suite_id, corp_id",
+        key_match: "suite_id = $1 and corp_id = $2",
+        key_len: 2,
+        context: |key| SecretContext::permanent_code(&key[0], &key[1]),
+    },
+    SealedColumn {
+        label: "corp_tokens.token",
+        table: "corp_tokens",
+        prefix: "token",
+        key_select: "suite_id, corp_id",
+        key_match: "suite_id = $1 and corp_id = $2",
+        key_len: 2,
+        context: |key| SecretContext::corp_token(&key[0], &key[1]),
+    },
+    SealedColumn {
+        label: "auth_codes.code",
+        table: "auth_codes",
+        prefix: "code",
+        key_select: "encode(code_sha256, 'hex')",
+        key_match: "code_sha256 = decode($1, 'hex')",
+        key_len: 1,
+        context: |key| SecretContext::auth_code(&key[0]),
+    },
+];
+
+/// How many values one column had re-sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resealed {
+    /// `table.column`.
+    pub column: &'static str,
+    /// Values re-sealed under the active key.
+    pub count: u64,
+}
+
+/// How many values of one column are sealed under one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// `table.column`.
+    pub column: &'static str,
+    /// The key id.
+    pub key_id: String,
+    /// Number of values.
+    pub count: i64,
+}
+
+/// Re-seals every stored secret that is not under the active key, `batch` rows per
+/// transaction. Fails (having re-sealed what it could before) if a value is under a key the
+/// keyring lacks.
+pub async fn rotate_secrets(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    batch: i64,
+) -> Result<Vec<Resealed>, StoreError> {
+    let batch = batch.max(1);
+    let mut report = Vec::with_capacity(COLUMNS.len());
+    for column in COLUMNS {
+        let mut count = 0;
+        loop {
+            let mut tx = pool.begin().await?;
+            let (seen, done) = reseal_batch(&mut tx, secrets, column, batch).await?;
+            tx.commit().await?;
+            count += done;
+            // a short batch is the last one; a batch that rewrote nothing is racing writers
+            // that still seal under an old key (deploy the new key everywhere first)
+            if seen < batch || done == 0 {
+                break;
+            }
+        }
+        report.push(Resealed {
+            column: column.label,
+            count,
+        });
+    }
+    Ok(report)
+}
+
+/// Counts stored secrets per column and key id.
+pub async fn key_usage(conn: &mut PgConnection) -> Result<Vec<KeyUsage>, StoreError> {
+    let mut usage = Vec::new();
+    for column in COLUMNS {
+        let sql = format!(
+            "select {p}_key_id, count(*) from {t} where {p}_key_id is not null
+             group by 1 order by 1",
+            p = column.prefix,
+            t = column.table
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(&sql).fetch_all(&mut *conn).await?;
+        usage.extend(rows.into_iter().map(|(key_id, count)| KeyUsage {
+            column: column.label,
+            key_id,
+            count,
+        }));
+    }
+    Ok(usage)
+}
+
+/// Re-seals up to `batch` rows of `column`; returns (rows read, rows rewritten).
+async fn reseal_batch(
+    conn: &mut PgConnection,
+    secrets: &SecretBox,
+    column: &SealedColumn,
+    batch: i64,
+) -> Result<(i64, u64), StoreError> {
+    let select = format!(
+        "select {keys}, {p}_ciphertext, {p}_nonce, {p}_key_id from {t}
+         where {p}_key_id is not null and {p}_key_id <> $1
+         limit $2 for no key update",
+        keys = column.key_select,
+        p = column.prefix,
+        t = column.table,
+    );
+    let rows = sqlx::query(&select)
+        .bind(secrets.active_key_id().as_str())
+        .bind(batch)
+        .fetch_all(&mut *conn)
+        .await?;
+    let n = column.key_len;
+    let update = format!(
+        "update {t} set {p}_ciphertext = ${c}, {p}_nonce = ${nn}, {p}_key_id = ${k}
+         where {m} and {p}_nonce = ${old}",
+        t = column.table,
+        p = column.prefix,
+        m = column.key_match,
+        c = n + 1,
+        nn = n + 2,
+        k = n + 3,
+        old = n + 4,
+    );
+    let mut rewritten = 0;
+    let seen = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    for row in rows {
+        let key = (0..n)
+            .map(|i| row.try_get::<String, _>(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(sealed) = from_columns(row.try_get(n)?, row.try_get(n + 1)?, row.try_get(n + 2)?)
+        else {
+            continue;
+        };
+        let context = (column.context)(&key);
+        let plaintext = secrets.open(&context, &sealed)?;
+        let resealed = {
+            use secrecy::ExposeSecret as _;
+            secrets.seal(&context, plaintext.expose_secret())?
+        };
+        let mut query = sqlx::query(&update);
+        for part in &key {
+            query = query.bind(part);
+        }
+        let done = query
+            .bind(&resealed.ciphertext)
+            .bind(&resealed.nonce)
+            .bind(&resealed.key_id)
+            .bind(&sealed.nonce)
+            .execute(&mut *conn)
+            .await?;
+        rewritten += done.rows_affected();
+    }
+    Ok((seen, rewritten))
+}
