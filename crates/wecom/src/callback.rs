@@ -54,7 +54,8 @@ impl CallbackQuery {
             };
             if slot.is_none() {
                 *slot = Some(
-                    percent_decode(value).ok_or_else(|| QueryError::BadEncoding(name.to_owned()))?,
+                    percent_decode(value)
+                        .ok_or_else(|| QueryError::BadEncoding(name.to_owned()))?,
                 );
             }
         }

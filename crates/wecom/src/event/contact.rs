@@ -356,7 +356,7 @@ impl UserChange {
 
 impl ExtAttr {
     /// Every `Item` of an `ExtAttr` element, in order (other children are ignored).
-    fn read_all(ext_attr: &Element) -> Result<Vec<Self>, EventError> {
+    fn read_all(ext_attr: &Element<'_>) -> Result<Vec<Self>, EventError> {
         ext_attr
             .children
             .iter()
@@ -365,7 +365,7 @@ impl ExtAttr {
             .collect()
     }
 
-    fn read(item: &Element) -> Result<Self, EventError> {
+    fn read(item: &Element<'_>) -> Result<Self, EventError> {
         let f = Fields::new(item);
         let text = f.child("Text").map(Fields::new);
         let web = f.child("Web").map(Fields::new);

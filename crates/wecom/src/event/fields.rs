@@ -17,22 +17,22 @@ use super::dom::Element;
 /// The children of one element (usually the `<xml>` root), read by name.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fields<'a> {
-    element: &'a Element,
+    element: &'a Element<'a>,
 }
 
 impl<'a> Fields<'a> {
-    pub(crate) fn new(element: &'a Element) -> Self {
+    pub(crate) fn new(element: &'a Element<'a>) -> Self {
         Self { element }
     }
 
     /// The child element called `name`, if any.
-    pub(crate) fn child(self, name: &str) -> Option<&'a Element> {
+    pub(crate) fn child(self, name: &str) -> Option<&'a Element<'a>> {
         self.element.child(name)
     }
 
     /// The text of `name` as received.
     pub(crate) fn raw(self, name: &str) -> Option<&'a str> {
-        self.child(name).map(|c| c.text.as_str())
+        self.child(name).map(|c| c.text.as_ref())
     }
 
     /// The trimmed text of `name`, for dispatch keys such as `InfoType` or `Event`.
@@ -83,13 +83,13 @@ impl<'a> Fields<'a> {
             .transpose()
     }
 
-    /// Every child without children of its own whose name is not in `known`, first one wins.
+    /// Every child without children of its own whose name is not in `known`, in document order.
     pub(crate) fn leaves_except(self, known: &[&str]) -> impl Iterator<Item = (&'a str, &'a str)> {
         self.element
             .children
             .iter()
-            .filter(move |c| c.children.is_empty() && !known.contains(&c.name.as_str()))
-            .map(|c| (c.name.as_str(), c.text.as_str()))
+            .filter(move |c| c.children.is_empty() && !known.contains(&c.name.as_ref()))
+            .map(|c| (c.name.as_ref(), c.text.as_ref()))
     }
 }
 

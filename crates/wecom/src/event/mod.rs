@@ -165,7 +165,7 @@ impl Event {
     }
 
     /// Dispatches on the framing: `InfoType` first, then `MsgType`.
-    fn from_root(root: &Element, raw_xml: &str) -> Result<Event, EventError> {
+    fn from_root(root: &Element<'_>, raw_xml: &str) -> Result<Event, EventError> {
         let f = Fields::new(root);
         if let Some(info_type) = f.key("InfoType") {
             return Self::from_info_type(f, info_type, raw_xml);

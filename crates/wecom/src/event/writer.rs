@@ -84,11 +84,11 @@ fn push_cdata(out: &mut String, value: &str) {
     out.push_str("]]>");
 }
 
-/// Whether `name` can be written as an element name (used for the free-form `fields` maps).
+/// Whether `name` can be written as an element name and read back as the same name: the names
+/// the parser can produce (it is as lenient as the reader), never one that would end the tag or
+/// turn it into a comment, declaration or processing instruction.
 pub(crate) fn is_element_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.'))
+    !name.is_empty()
+        && !name.starts_with(['!', '?'])
+        && !name.contains(|c: char| c.is_ascii_whitespace() || matches!(c, '<' | '>' | '/'))
 }
