@@ -1,1 +1,426 @@
 //! End-to-end tests live in `tests/tests/`; this library holds their shared helpers.
+//!
+//! [`Stack`] runs the whole of daikai in-process against the real Postgres and RabbitMQ of the
+//! machine, each test in its own database and AMQP namespace: wecom-sim (WeCom's APIs and its
+//! side of the callbacks), the ingress (real HTTP on port 0, which wecom-sim pushes to), and any
+//! number of auth-worker replicas. Nothing is mocked: a callback travels sim → HTTP → signature
+//! and decryption → broker (confirmed) → worker → Postgres, and the worker calls the sim's APIs.
+//!
+//! Helpers panic instead of returning errors: this crate only runs tests, and a panic with the
+//! failing step in its message is the clearest test failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Envelope, Namespace, Topology, WorkQueue};
+use lapin::options::BasicGetOptions;
+use lapin::{Channel, Connection};
+use sqlx::PgPool;
+use store::tenants::Tenant;
+use store::testing::TestDatabase;
+use store::{CorpId, SuiteId};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wecom::suite::Suites;
+use wecom_sim::push::{DeliveryConfig, DeliveryReport, Pending};
+use wecom_sim::state::CorpSpec;
+use wecom_sim::{PushOpts, Sim, SimConfig};
+
+/// The suite every end-to-end test serves.
+pub const SUITE_ID: &str = "dke2esuite0001";
+/// Its secret.
+pub const SUITE_SECRET: &str = "e2e-suite-secret";
+/// Its callback Token.
+pub const TOKEN: &str = "e2eToken";
+/// Its callback EncodingAESKey.
+pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+/// `DAIKAI_SECRET_KEY` of the tests (32 bytes of 0x2a).
+pub const SECRET_KEY: &str = "e2e:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+/// How long a poll waits before the test fails (a deadline, not a timing assertion).
+pub const DEADLINE: Duration = Duration::from_mins(1);
+
+/// Push the callback and wait for its delivery report.
+pub const PUSH_AND_WAIT: PushOpts = PushOpts {
+    push: true,
+    wait: true,
+};
+
+/// `DATABASE_URL`, or the local Postgres.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| store::testing::DEFAULT_URL.to_owned())
+}
+
+/// `AMQP_URL`, or the local broker.
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=info`).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        drop(
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init(),
+        );
+    }
+}
+
+/// A running service task and its stop button.
+struct Running {
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("the service stops in time")
+            .expect("the service task does not panic")
+            .expect("the service stops cleanly");
+    }
+}
+
+/// daikai and its WeCom, in-process.
+pub struct Stack {
+    /// This test's database (migrated).
+    pub db: TestDatabase,
+    /// The simulator.
+    pub sim: Arc<Sim>,
+    /// `http://127.0.0.1:{port}` of the simulator.
+    pub sim_base: String,
+    /// Where the ingress listens.
+    pub ingress_addr: SocketAddr,
+    /// This test's topology (namespaced).
+    pub topology: Topology,
+    db_url: String,
+    admin: Channel,
+    admin_conn: Connection,
+    ingress: Running,
+    workers: Vec<Running>,
+    sim_shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("database", &self.db.name())
+            .field("namespace", &self.topology.namespace())
+            .field("ingress_addr", &self.ingress_addr)
+            .field("sim_base", &self.sim_base)
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stack {
+    /// Database, broker namespace, simulator, ingress (the simulator pushes to it) and one
+    /// auth worker.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Same, with the simulator's configuration adjusted by `tweak` (delivery modes, faults).
+    pub async fn start_with(tweak: impl FnOnce(&mut SimConfig)) -> Self {
+        init_logs();
+        let admin_url = database_url();
+        let db = TestDatabase::create(&admin_url).await.unwrap();
+        let mut db_url = url::Url::parse(&admin_url).unwrap();
+        db_url.set_path(&format!("/{}", db.name()));
+        let namespace = Namespace::new(&format!("t{}.", uuid::Uuid::new_v4().simple())).unwrap();
+        let topology = Topology::new(namespace);
+        let broker = bus::BrokerUrl::parse(&amqp_url()).unwrap();
+        let admin_conn = bus::connect(&broker, "e2e-admin").await.unwrap();
+        let admin = admin_conn.create_channel().await.unwrap();
+        topology.declare(&admin).await.unwrap();
+
+        let ingress = start_ingress(&topology);
+        let ingress_addr = ingress.0;
+
+        let mut config = SimConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+            ticket_interval: Duration::ZERO,
+            ticket_on_start: false,
+            suites: suites().iter().cloned().collect(),
+            delivery: DeliveryConfig {
+                callback_base: Some(format!("http://{ingress_addr}").parse().unwrap()),
+                retry_interval_ms: 100,
+                ..DeliveryConfig::default()
+            },
+            ..SimConfig::default()
+        };
+        tweak(&mut config);
+        let app = wecom_sim::build(config).unwrap();
+        let sim_base = app.base_url();
+        let sim = app.sim();
+        let sim_shutdown = CancellationToken::new();
+        tokio::spawn(app.run(sim_shutdown.clone()));
+
+        let mut stack = Self {
+            db,
+            sim,
+            sim_base,
+            ingress_addr,
+            topology,
+            db_url: db_url.to_string(),
+            admin,
+            admin_conn,
+            ingress: ingress.1,
+            workers: Vec::new(),
+            sim_shutdown,
+        };
+        stack.wait_ingress_ready().await;
+        stack.add_auth_worker().await;
+        stack
+    }
+
+    /// Starts one more auth-worker replica and waits until it consumes.
+    pub async fn add_auth_worker(&mut self) {
+        let vars: HashMap<&str, String> = [
+            ("DATABASE_URL", self.db_url.clone()),
+            ("AMQP_URL", amqp_url()),
+            (
+                "AMQP_NAMESPACE",
+                self.topology.namespace().as_str().to_owned(),
+            ),
+            ("WECOM_API_BASE", self.sim_base.clone()),
+            ("DAIKAI_SECRET_KEY", SECRET_KEY.to_owned()),
+            ("HEALTH_ADDR", "127.0.0.1:0".to_owned()),
+            ("DATABASE_MAX_CONNECTIONS", "10".to_owned()),
+            ("AUTH_WORKER_PREFETCH", "4".to_owned()),
+            ("LOG_FORMAT", "pretty".to_owned()),
+        ]
+        .into_iter()
+        .chain(suite_vars())
+        .collect();
+        let config = auth_worker::Config::from_lookup(
+            |name| vars.get(name).cloned(),
+            |_| unreachable!("no suites file in tests"),
+        )
+        .unwrap();
+        let app = auth_worker::Application::build(config).await.unwrap();
+        let status = app.consumer_status();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        wait_until("the auth worker consumes", || {
+            let consuming = status.is_consuming();
+            async move { consuming }
+        })
+        .await;
+        self.workers.push(Running { shutdown, task });
+    }
+
+    async fn wait_ingress_ready(&self) {
+        let url = format!("http://{}/readyz", self.ingress_addr);
+        wait_until("the ingress is ready", || async {
+            reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status() == reqwest::StatusCode::OK)
+        })
+        .await;
+    }
+
+    /// This test's database pool.
+    pub fn pool(&self) -> &PgPool {
+        self.db.pool()
+    }
+
+    /// WeCom pushes a fresh suite ticket through the ingress; waits until it is stored.
+    pub async fn push_ticket(&self) {
+        let (issued, pending) = self.sim.push_ticket(Some(SUITE_ID), PUSH_AND_WAIT).unwrap();
+        assert!(delivered(pending).await.iter().all(|r| r.delivered));
+        wait_for("the ticket is stored", || async {
+            let stored: Option<i64> = sqlx::query_scalar(
+                "select extract(epoch from ticket_wecom_time)::bigint from suites
+                 where suite_id = $1",
+            )
+            .bind(SUITE_ID)
+            .fetch_optional(self.pool())
+            .await
+            .unwrap()
+            .flatten();
+            stored.filter(|t| *t >= issued.timestamp).map(drop)
+        })
+        .await;
+    }
+
+    /// A corp with a few members in the simulator.
+    pub fn create_corp(&self, name: &str) -> String {
+        let spec = CorpSpec {
+            name: Some(name.to_owned()),
+            users: Some(10),
+            ..CorpSpec::default()
+        };
+        let (summary, _) = self.sim.create_corp(&spec, PushOpts::default()).unwrap();
+        summary.corp_id
+    }
+
+    /// The corp admin scans the template QR: WeCom pushes create_auth through the ingress.
+    /// Returns the delivery reports (the original push and any duplicate).
+    pub async fn authorize(&self, corp_id: &str) -> (i64, Vec<DeliveryReport>) {
+        let (granted, pending) = self
+            .sim
+            .authorize(corp_id, Some(SUITE_ID), None, PUSH_AND_WAIT)
+            .unwrap();
+        (granted.agentid, delivered(pending).await)
+    }
+
+    /// The tenant row of `corp_id`, if any.
+    pub async fn tenant(&self, corp_id: &str) -> Option<Tenant> {
+        let mut conn = self.pool().acquire().await.unwrap();
+        store::tenants::tenant(
+            &mut conn,
+            &SuiteId::parse(SUITE_ID).unwrap(),
+            &CorpId::parse(corp_id).unwrap(),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Polls the tenant row until `ready` holds.
+    pub async fn wait_tenant(&self, corp_id: &str, ready: impl Fn(&Tenant) -> bool) -> Tenant {
+        wait_for("the tenant reaches the expected state", || async {
+            self.tenant(corp_id).await.filter(|t| ready(t))
+        })
+        .await
+    }
+
+    /// Calls the simulator answered for `api` (e.g. `service/v2/get_permanent_code`).
+    pub fn api_calls(&self, api: &str) -> u64 {
+        self.sim
+            .stats
+            .snapshot()
+            .api_calls
+            .get(api)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every `internal.tenant.*` envelope waiting on `wecom.contacts`, taken off the queue.
+    pub async fn take_tenant_events(&self) -> Vec<Envelope> {
+        let queue = &self.topology.queue(WorkQueue::Contacts).work;
+        let mut out = Vec::new();
+        while let Some(got) = self
+            .admin
+            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            let envelope = Envelope::from_json(&got.delivery.data).unwrap();
+            if envelope.kind.starts_with("tenant.") {
+                out.push(envelope);
+            }
+        }
+        out
+    }
+
+    /// Stops everything (workers drain first) and drops the database and the topology.
+    pub async fn close(self) {
+        for worker in self.workers {
+            worker.stop().await;
+        }
+        self.ingress.stop().await;
+        self.sim_shutdown.cancel();
+        self.topology.delete(&self.admin).await.unwrap();
+        drop(self.admin_conn.close(200, "bye").await);
+        self.db.drop_database().await.unwrap();
+    }
+}
+
+/// The test suite's configuration.
+pub fn suites() -> Suites {
+    Suites::from_lookup(|name| {
+        suite_vars()
+            .find(|(var, _)| *var == name)
+            .map(|(_, value)| value)
+    })
+    .unwrap()
+}
+
+fn suite_vars() -> impl Iterator<Item = (&'static str, String)> {
+    [
+        ("WECOM_SUITE_ID", SUITE_ID),
+        ("WECOM_SUITE_SECRET", SUITE_SECRET),
+        ("WECOM_TOKEN", TOKEN),
+        ("WECOM_ENCODING_AES_KEY", AES_KEY),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_owned()))
+}
+
+/// Builds and spawns the ingress on port 0.
+fn start_ingress(topology: &Topology) -> (SocketAddr, Running) {
+    let vars: HashMap<&str, String> = [
+        ("INGRESS_ADDR", "127.0.0.1:0".to_owned()),
+        ("AMQP_URL", amqp_url()),
+        ("AMQP_NAMESPACE", topology.namespace().as_str().to_owned()),
+        ("INGRESS_WORKERS", "1".to_owned()),
+        ("LOG_FORMAT", "pretty".to_owned()),
+    ]
+    .into_iter()
+    .chain(suite_vars())
+    .collect();
+    let config = ingress::Config::from_lookup(
+        |name| vars.get(name).cloned(),
+        |_| unreachable!("no suites file in tests"),
+    )
+    .unwrap();
+    let app = ingress::Application::build(config).unwrap();
+    let addr = app.local_addr();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    (addr, Running { shutdown, task })
+}
+
+/// Waits for the delivery reports of `pending` pushes.
+pub async fn delivered(pending: Vec<Pending>) -> Vec<DeliveryReport> {
+    let mut reports = Vec::new();
+    for push in pending {
+        if let Some(done) = push.done {
+            let report = tokio::time::timeout(DEADLINE, done)
+                .await
+                .expect("the push is delivered in time")
+                .expect("the simulator reports the delivery");
+            reports.push(report);
+        }
+    }
+    reports
+}
+
+/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `condition` until it holds, failing after [`DEADLINE`].
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_for(what, || {
+        let fut = condition();
+        async move { fut.await.then_some(()) }
+    })
+    .await;
+}

@@ -1,1 +1,33 @@
-//! auth-worker: see the crate description; filled by its issue.
+//! `daikai-auth-worker`: consumes `wecom.auth` and owns the provider side of the relationship —
+//! suite tickets, the AuthCode → permanent code exchange, the tenant lifecycle, and the
+//! `internal.tenant.*` events contact-sync follows (ARCHITECTURE §1, §3.3–3.5, §4.3–4.5).
+//!
+//! Where a message goes, by kind:
+//! - `suite_ticket` → `ticket.rs`: stored per suite, only ever replaced by a newer `TimeStamp`;
+//! - `create_auth`, `reset_permanent_code` → `exchange.rs`: the single-use AuthCode, persisted on
+//!   arrival, exchanged once, the tenant activated or its secret rotated;
+//! - `change_auth`, `cancel_auth` → `lifecycle.rs`: auth info re-read, suspended/active,
+//!   revoked with its secrets deleted;
+//! - every `tenant.*` event → `notify.rs`: published from the committed state before the ack.
+//!
+//! The consumer loop itself (ack after commit, retries, dead letters, panics, reconnects) is
+//! `bus::consumer`; the SQL, the sealed secrets and the token service are `store`.
+//! [`Application::build`] wires it all from a [`Config`]; `main.rs` only adds signals and logs.
+
+mod app;
+pub mod config;
+mod exchange;
+mod handler;
+mod health;
+mod lifecycle;
+pub mod metrics;
+mod notify;
+mod sweep;
+pub mod telemetry;
+mod ticket;
+
+pub use app::Application;
+pub use config::{Config, ConfigError, LogFormat};
+pub use handler::{AuthHandler, CONSUMER};
+pub use metrics::Metrics;
+pub use sweep::STALE_TICKET;

@@ -1,1 +1,30 @@
-//! bus: see the crate description; filled by its issue.
+//! The message contract between daikai's services (ARCHITECTURE §3.2–3.3).
+//!
+//! - [`envelope`]: the JSON body of every event message, its dedupe key and routing key.
+//! - [`topology`]: the exchanges and queues (with namespace prefix), declared idempotently.
+//! - [`connection`]: broker URL, connecting with backoff, noticing a lost connection.
+//! - [`publisher`]: publishing with confirms over a self-healing connection.
+//! - `testkit` (feature `testkit`, for tests): a TCP proxy that cuts or stalls the broker, and
+//!   per-test namespaces.
+//!
+//! The consumer loop builds on [`connection`] and [`topology`]. Nothing here reads the
+//! environment or holds global state.
+
+pub mod connection;
+pub mod consumer;
+pub mod envelope;
+pub mod publisher;
+pub mod topology;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use connection::{
+    Backoff, BrokerUrl, ConnectError, ConnectionLost, connect, connect_with_backoff,
+};
+pub use envelope::{
+    CallbackOrigin, DedupeKey, Envelope, EnvelopeError, Payload, SCHEMA_VERSION, Source, Tenant,
+    TenantEvent, TenantStatus,
+};
+pub use publisher::{Outgoing, PublishError, Publisher, PublisherConfig, StartError};
+pub use topology::{Namespace, QueueNames, RetryQueue, Topology, TopologyError, WorkQueue};

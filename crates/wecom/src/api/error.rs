@@ -110,7 +110,7 @@ impl ApiError {
 }
 
 /// Back-off for 45009: blocks last one window, and the binding one is the per-minute window.
-pub const FREQUENCY_LIMIT_BACKOFF: Duration = Duration::from_secs(60);
+pub const FREQUENCY_LIMIT_BACKOFF: Duration = Duration::from_mins(1);
 
 /// Back-off for 45033 (too many concurrent calls). It is a concurrency cap, not a window, so a
 /// short pause with reduced parallelism is enough; it is reported as `RateLimited` rather than

@@ -1,0 +1,76 @@
+//! Publishing `internal.tenant.*` events reliably: **derive from committed state, publish with
+//! confirms before the ack, and publish again on every duplicate.**
+//!
+//! The problem: the tenant change commits in Postgres, then the event goes to RabbitMQ; the
+//! publish can fail, or the worker can die between the two. Two answers exist: an outbox table
+//! written in the transaction and relayed after commit, or publish-before-ack with idempotent
+//! consumers. This worker does the second, which needs no extra table and no relay process:
+//!
+//! 1. the handler commits the effect (and the inbox row);
+//! 2. it reads the committed state and publishes the event it implies, with publisher confirms,
+//!    as `Envelope::internal(event, dedupe_basis = the incoming message's dedupe_key)`;
+//! 3. only a confirmed publish lets the handler return `Ok`, hence the ack. A failed publish
+//!    returns a transient error: the message comes back through the retry queue, finds its inbox
+//!    row (a duplicate), applies nothing — and runs step 2 again. A crash between commit and
+//!    publish is the same story with a broker redelivery.
+//!
+//! Step 2 runs on duplicates too, so every duplicate re-publishes. That is what makes it
+//! reliable, and it is harmless: the re-published event has the same `dedupe_key`, and the
+//! consumers (contact-sync) dedupe on it in their inbox. Deriving from the committed state,
+//! rather than remembering what the first attempt wanted to say, also means a late re-publish
+//! never contradicts a newer state: a create_auth replayed after the tenant was revoked finds it
+//! revoked and publishes nothing.
+
+use bus::consumer::{HandlerError, Message};
+use bus::{Envelope, Tenant, TenantEvent, TenantStatus};
+use store::tenants;
+
+use crate::handler::AuthHandler;
+
+/// The bus view of a stored tenant.
+pub(crate) fn tenant(row: &tenants::Tenant) -> Tenant {
+    Tenant {
+        suite_id: row.suite_id.as_str().to_owned(),
+        corp_id: row.corp_id.as_str().to_owned(),
+        corp_name: row.corp_name.clone(),
+        agent_id: row.agent_id,
+        status: match row.status {
+            tenants::TenantStatus::Pending => TenantStatus::Pending,
+            tenants::TenantStatus::Active => TenantStatus::Active,
+            tenants::TenantStatus::Suspended => TenantStatus::Suspended,
+            tenants::TenantStatus::Revoked => TenantStatus::Revoked,
+        },
+    }
+}
+
+/// Publishes `event` (confirmed), deduplicated on the incoming message's `dedupe_key`.
+pub(crate) async fn publish(
+    h: &AuthHandler,
+    message: &Message,
+    event: TenantEvent,
+) -> Result<(), HandlerError> {
+    let kind = event.kind();
+    let corp_id = event.tenant().corp_id.clone();
+    let envelope = Envelope::internal(event, message.envelope.dedupe_key.as_str());
+    match h.publisher.publish(&envelope, &message.correlation()).await {
+        Ok(()) => {
+            h.metrics.tenant_events.with_label_values(&[kind]).inc();
+            tracing::info!(
+                %corp_id,
+                event = kind,
+                dedupe_key = envelope.dedupe_key.as_str(),
+                "tenant event published"
+            );
+            Ok(())
+        }
+        Err(error) => {
+            h.metrics
+                .tenant_event_failures
+                .with_label_values(&[kind])
+                .inc();
+            Err(HandlerError::transient(format!(
+                "publishing {kind} for {corp_id} failed: {error}"
+            )))
+        }
+    }
+}

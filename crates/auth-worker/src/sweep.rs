@@ -1,0 +1,102 @@
+//! The periodic sweep: what no message will tell the worker.
+//!
+//! - AuthCodes still `received` past their 10 minutes (their message is waiting in a retry
+//!   queue, or was lost before it reached the worker) are marked `failed` (`expired`) and
+//!   reported once each — an AuthCode is never silently lost. Every replica sweeps; the update
+//!   is atomic, so each code is reported by exactly one of them.
+//! - The suite-ticket age gauge is refreshed from the database (so every replica reports the
+//!   same age, whichever consumed the push), and a suite whose newest ticket is older than
+//!   [`STALE_TICKET`] is logged once when it becomes stale and once when it recovers.
+
+use std::collections::BTreeSet;
+
+use chrono::TimeDelta;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// A ticket older than this means pushes are not arriving (WeCom sends one every 10 minutes,
+/// each valid 30): alert before the suite token can no longer be refreshed.
+pub const STALE_TICKET: TimeDelta = TimeDelta::minutes(20);
+
+/// Runs the sweep every `interval` until `shutdown`.
+pub(crate) async fn run(
+    pool: PgPool,
+    metrics: Metrics,
+    interval: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    let mut stale = BTreeSet::new();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        if let Err(error) = sweep_auth_codes(&pool, &metrics).await {
+            tracing::warn!(%error, "expired AuthCode sweep failed");
+        }
+        if let Err(error) = refresh_ticket_ages(&pool, &metrics, &mut stale).await {
+            tracing::warn!(%error, "suite ticket age refresh failed");
+        }
+    }
+}
+
+/// Marks and reports expired AuthCodes.
+pub(crate) async fn sweep_auth_codes(
+    pool: &PgPool,
+    metrics: &Metrics,
+) -> Result<(), store::StoreError> {
+    let mut conn = pool.acquire().await?;
+    for record in store::auth_codes::fail_expired_auth_codes(&mut conn).await? {
+        metrics
+            .auth_code_failures
+            .with_label_values(&[record.kind.as_str(), "expired"])
+            .inc();
+        tracing::error!(
+            auth_code = %record.hash,
+            kind = record.kind.as_str(),
+            suite_id = %record.suite_id,
+            attempts = record.attempts,
+            last_error = record.last_error.as_deref().unwrap_or(""),
+            "AuthCode expired before it could be exchanged: the corp needs to re-authorize, or \
+             the provider to reset the app's secret (重新获取secret)"
+        );
+    }
+    Ok(())
+}
+
+/// Sets `daikai_suite_ticket_age_seconds` per suite and logs stale transitions.
+pub(crate) async fn refresh_ticket_ages(
+    pool: &PgPool,
+    metrics: &Metrics,
+    stale: &mut BTreeSet<String>,
+) -> Result<(), store::StoreError> {
+    let mut conn = pool.acquire().await?;
+    for status in store::suites::ticket_statuses(&mut conn).await? {
+        let Some(wecom_time) = status.wecom_time else {
+            continue;
+        };
+        let age = status.now - wecom_time;
+        let suite_id = status.suite_id.as_str();
+        metrics
+            .ticket_age
+            .with_label_values(&[suite_id])
+            .set(age.num_seconds());
+        if age > STALE_TICKET {
+            if stale.insert(suite_id.to_owned()) {
+                tracing::error!(
+                    suite_id,
+                    age_seconds = age.num_seconds(),
+                    "no fresh suite_ticket for over 20 minutes: check the template callback URL \
+                     (or force a push from the provider console)"
+                );
+            }
+        } else if stale.remove(suite_id) {
+            tracing::info!(suite_id, "suite_ticket pushes are arriving again");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! `suite_ticket`: the newest ticket per suite, durable and monotonic (ARCHITECTURE §4.3).
+//!
+//! WeCom pushes a ticket every 10 minutes and each is valid 30; the suite access token can only
+//! be fetched with a valid one. Replicas take pushes out of order, so "newest" is WeCom's
+//! `TimeStamp`, never arrival order: an older push is ignored (and counted), never stored over a
+//! newer one. The ticket-age gauge is refreshed by the sweeper (see `app`).
+
+use bus::consumer::{HandlerError, Message};
+use store::suites::{NewTicket, store_ticket};
+use wecom::event::SuiteTicket;
+
+use crate::handler::{AuthHandler, commit, store_error};
+
+/// Stores the ticket unless a newer one is stored already.
+pub(crate) async fn suite_ticket(
+    h: &AuthHandler,
+    message: &Message,
+    event: &SuiteTicket,
+) -> Result<(), HandlerError> {
+    let (suite_id, _) = h.suite(&event.suite_id)?;
+    let mut tx = h.begin().await?;
+    if !h.first_delivery(&mut tx, message).await? {
+        return commit(tx).await;
+    }
+    let ticket = NewTicket {
+        suite_id: &suite_id,
+        ticket: &event.suite_ticket,
+        wecom_time: event.timestamp,
+        received_at: message.envelope.received_at,
+    };
+    let stored = store_ticket(&mut tx, &h.secrets, &ticket)
+        .await
+        .map_err(|e| store_error("storing the suite ticket", e))?;
+    commit(tx).await?;
+    let result = if stored { "stored" } else { "ignored_older" };
+    h.metrics
+        .tickets
+        .with_label_values(&[suite_id.as_str(), result])
+        .inc();
+    if stored {
+        tracing::info!(%suite_id, wecom_time = event.timestamp, "suite ticket stored");
+    } else {
+        tracing::info!(
+            %suite_id,
+            wecom_time = event.timestamp,
+            "suite ticket ignored: a newer one is already stored"
+        );
+    }
+    Ok(())
+}

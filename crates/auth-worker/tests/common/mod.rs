@@ -1,0 +1,462 @@
+//! Test harness: a migrated database of its own, a namespace of its own on the real broker, the
+//! simulator in-process on port 0, and any number of auth-worker replicas in-process. Events are
+//! published to the broker exactly as the ingress would publish them (the ingress itself is
+//! exercised by the end-to-end tests in `tests/`).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth_worker::{Application, Config, LogFormat};
+use bus::{
+    BrokerUrl, CallbackOrigin, Envelope, Namespace, Publisher, PublisherConfig, Source, Topology,
+    WorkQueue,
+};
+use lapin::options::BasicGetOptions;
+use lapin::{Channel, Connection};
+use secrecy::SecretString;
+use sqlx::PgPool;
+use store::tenants::Tenant;
+use store::testing::TestDatabase;
+use store::{CorpId, Keyring, SecretBox, SuiteId, TokenService};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wecom::api::{Client, ClientConfig};
+use wecom::event::{CreateAuth, Event, SuiteTicket};
+use wecom::suite::Suites;
+use wecom_sim::state::CorpSpec;
+use wecom_sim::{PushOpts, Sim, SimConfig};
+
+pub const SUITE_ID: &str = "dkauthworker01";
+pub const SUITE_SECRET: &str = "suite-secret-for-tests";
+pub const TOKEN: &str = "QDG6eK";
+pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
+/// 32 bytes of 0x07, base64, with key id `test1`.
+pub const SECRET_KEY: &str = "test1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+/// Generous: polls, not timed assertions.
+pub const DEADLINE: Duration = Duration::from_secs(40);
+
+pub const NO_PUSH: PushOpts = PushOpts {
+    push: false,
+    wait: false,
+};
+
+pub fn suites() -> Suites {
+    Suites::from_toml(&format!(
+        r#"
+        [suites.{SUITE_ID}]
+        suite_secret = "{SUITE_SECRET}"
+        token = "{TOKEN}"
+        encoding_aes_key = "{AES_KEY}"
+        "#
+    ))
+    .unwrap()
+}
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| store::testing::DEFAULT_URL.to_owned())
+}
+
+pub fn amqp_url() -> BrokerUrl {
+    let url = std::env::var("AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    BrokerUrl::parse(&url).unwrap()
+}
+
+/// The URL of database `name` on the server of `admin`.
+pub fn database_url_for(admin: &str, name: &str) -> String {
+    let mut url = url::Url::parse(admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// A running auth-worker replica.
+pub struct Worker {
+    pub health: SocketAddr,
+    pub metrics: auth_worker::Metrics,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Worker {
+    /// Graceful stop; returns once in-flight messages are settled.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .expect("worker stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// One test's world.
+pub struct Harness {
+    pub db: TestDatabase,
+    pub db_url: String,
+    pub sim: Arc<Sim>,
+    pub sim_base: String,
+    pub client: Client,
+    pub topology: Topology,
+    pub publisher: Publisher,
+    pub admin: Channel,
+    pub secrets: SecretBox,
+    admin_conn: Connection,
+    sim_shutdown: CancellationToken,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts everything but the workers; `tweak` adjusts the simulator's configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut SimConfig)) -> Self {
+        init_logs();
+        let admin_url = database_url();
+        let db = TestDatabase::create(&admin_url).await.unwrap();
+        let db_url = database_url_for(&admin_url, db.name());
+
+        let mut config = SimConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            workers: 1,
+            ticket_interval: Duration::ZERO,
+            ticket_on_start: false,
+            suites: suites().iter().cloned().collect(),
+            ..SimConfig::default()
+        };
+        tweak(&mut config);
+        let app = wecom_sim::build(config).unwrap();
+        let sim_base = app.base_url();
+        let sim = app.sim();
+        let sim_shutdown = CancellationToken::new();
+        tokio::spawn(app.run(sim_shutdown.clone()));
+        let client = Client::new(ClientConfig::new(sim_base.parse().unwrap())).unwrap();
+
+        let url = amqp_url();
+        let namespace = Namespace::new(&format!("t{}.", uuid::Uuid::new_v4().simple())).unwrap();
+        let topology = Topology::new(namespace);
+        let admin_conn = bus::connect(&url, "auth-worker-test-admin").await.unwrap();
+        let admin = admin_conn.create_channel().await.unwrap();
+        topology.declare(&admin).await.unwrap();
+        let publisher = Publisher::start(PublisherConfig::new(
+            url,
+            topology.clone(),
+            "auth-worker-test",
+        ))
+        .unwrap();
+        assert!(publisher.wait_ready(DEADLINE).await, "broker reachable");
+        let secrets = SecretBox::new(Keyring::parse(SECRET_KEY, "").unwrap());
+        Self {
+            db,
+            db_url,
+            sim,
+            sim_base,
+            client,
+            topology,
+            publisher,
+            admin,
+            secrets,
+            admin_conn,
+            sim_shutdown,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        self.db.pool()
+    }
+
+    /// The configuration a replica gets (health on port 0).
+    pub fn worker_config(&self) -> Config {
+        let vars: HashMap<&str, String> = [
+            ("DATABASE_URL", self.db_url.clone()),
+            ("AMQP_URL", amqp_url().expose().to_owned()),
+            (
+                "AMQP_NAMESPACE",
+                self.topology.namespace().as_str().to_owned(),
+            ),
+            ("WECOM_API_BASE", self.sim_base.clone()),
+            ("DAIKAI_SECRET_KEY", SECRET_KEY.to_owned()),
+            ("WECOM_SUITE_ID", SUITE_ID.to_owned()),
+            ("WECOM_SUITE_SECRET", SUITE_SECRET.to_owned()),
+            ("WECOM_TOKEN", TOKEN.to_owned()),
+            ("WECOM_ENCODING_AES_KEY", AES_KEY.to_owned()),
+            ("HEALTH_ADDR", "127.0.0.1:0".to_owned()),
+            ("DATABASE_MAX_CONNECTIONS", "10".to_owned()),
+            ("AUTH_WORKER_PREFETCH", "4".to_owned()),
+            ("AUTH_WORKER_SWEEP_SECS", "1".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let mut config =
+            Config::from_lookup(|name| vars.get(name).cloned(), |_| unreachable!()).unwrap();
+        config.log_format = LogFormat::Pretty;
+        config
+    }
+
+    /// Builds and starts a replica.
+    pub async fn worker(&self) -> Worker {
+        self.worker_with(self.worker_config()).await
+    }
+
+    pub async fn worker_with(&self, config: Config) -> Worker {
+        let app = Application::build(config).await.unwrap();
+        let health = app.health_addr();
+        let metrics = app.metrics().clone();
+        let status = app.consumer_status();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        wait_until("the worker consumes", || {
+            let consuming = status.is_consuming();
+            async move { consuming }
+        })
+        .await;
+        Worker {
+            health,
+            metrics,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Publishes `event` as the ingress would after a template callback.
+    pub async fn publish(&self, event: &Event) -> Envelope {
+        let xml = event.to_xml();
+        self.publish_raw(event, &xml).await
+    }
+
+    /// Same, with the exact plaintext (WeCom retries resend the same plaintext).
+    pub async fn publish_raw(&self, event: &Event, plaintext: &str) -> Envelope {
+        let origin = CallbackOrigin {
+            source: Source::Suite,
+            suite_id: SUITE_ID,
+            corp_id: None,
+            receive_id: SUITE_ID,
+        };
+        let envelope = Envelope::from_callback(origin, plaintext.to_owned(), event.clone());
+        self.publisher
+            .publish(&envelope, &format!("req-{}", envelope.id))
+            .await
+            .unwrap();
+        envelope
+    }
+
+    /// A fresh ticket from the simulator, delivered to the workers; waits until it is stored.
+    pub async fn deliver_ticket(&self) -> SuiteTicket {
+        let (issued, _) = self.sim.push_ticket(Some(SUITE_ID), NO_PUSH).unwrap();
+        let ticket = SuiteTicket {
+            suite_id: SUITE_ID.to_owned(),
+            suite_ticket: issued.suite_ticket,
+            timestamp: issued.timestamp,
+        };
+        self.publish(&Event::SuiteTicket(ticket.clone())).await;
+        let suite = suite_id();
+        wait_for("the ticket is stored", || async {
+            let mut conn = self.pool().acquire().await.unwrap();
+            let stored = store::suites::ticket(&mut conn, &self.secrets, &suite)
+                .await
+                .unwrap();
+            stored
+                .filter(|t| t.wecom_time.timestamp() >= ticket.timestamp)
+                .map(|_| ())
+        })
+        .await;
+        ticket
+    }
+
+    /// A corp of `users` members in the simulator.
+    pub fn corp(&self, name: &str) -> String {
+        let spec = CorpSpec {
+            name: Some(name.to_owned()),
+            users: Some(5),
+            ..CorpSpec::default()
+        };
+        let (summary, _) = self.sim.create_corp(&spec, NO_PUSH).unwrap();
+        summary.corp_id
+    }
+
+    /// The corp admin scans the QR: the create_auth event WeCom would push (not published).
+    pub fn authorize(&self, corp_id: &str) -> (Event, i64) {
+        let (granted, _) = self
+            .sim
+            .authorize(corp_id, Some(SUITE_ID), None, NO_PUSH)
+            .unwrap();
+        let event = Event::CreateAuth(CreateAuth {
+            suite_id: SUITE_ID.to_owned(),
+            auth_code: granted.auth_code,
+            timestamp: self.sim.clock.now_secs(),
+            state: None,
+            extra_info: None,
+        });
+        (event, granted.agentid)
+    }
+
+    /// Ticket delivered, corp authorized, create_auth processed: an active tenant.
+    pub async fn active_tenant(&self, name: &str) -> (String, Tenant) {
+        self.deliver_ticket().await;
+        let corp = self.corp(name);
+        let (event, _) = self.authorize(&corp);
+        self.publish(&event).await;
+        let tenant = self
+            .wait_tenant(&corp, |t| t.status == store::tenants::TenantStatus::Active)
+            .await;
+        (corp, tenant)
+    }
+
+    pub async fn tenant(&self, corp_id: &str) -> Option<Tenant> {
+        let mut conn = self.pool().acquire().await.unwrap();
+        store::tenants::tenant(&mut conn, &suite_id(), &CorpId::parse(corp_id).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Polls the tenant row until `ready` holds.
+    pub async fn wait_tenant(&self, corp_id: &str, ready: impl Fn(&Tenant) -> bool) -> Tenant {
+        wait_for("the tenant reaches the expected state", || async {
+            self.tenant(corp_id).await.filter(|t| ready(t))
+        })
+        .await
+    }
+
+    /// The permanent code the simulator issued for the corp's app.
+    pub fn permanent_code(&self, corp_id: &str) -> String {
+        let world = self.sim.read();
+        let corp = world.corp(corp_id).unwrap();
+        corp.auths[SUITE_ID].permanent_code.clone()
+    }
+
+    /// A token service on its own pool: another replica's view.
+    pub async fn token_service(&self) -> TokenService {
+        let pool = self.db.new_pool().await.unwrap();
+        TokenService::new(pool, self.client.clone(), self.secrets.clone())
+    }
+
+    /// The next `internal.tenant.*` envelope routed to `wecom.contacts`, if any.
+    pub async fn next_internal(&self) -> Option<Envelope> {
+        let queue = &self.topology.queue(WorkQueue::Contacts).work;
+        let got = self
+            .admin
+            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()?;
+        Some(Envelope::from_json(&got.delivery.data).unwrap())
+    }
+
+    /// Waits for the next internal envelope of `kind` (skipping others).
+    pub async fn wait_internal(&self, kind: &str) -> Envelope {
+        wait_for("a tenant event is published", || async {
+            self.next_internal().await.filter(|e| e.kind == kind)
+        })
+        .await
+    }
+
+    /// Messages in `{wecom.auth}.dead`.
+    pub async fn dead_letters(&self) -> Vec<(Envelope, String)> {
+        let queue = &self.topology.queue(WorkQueue::Auth).dead;
+        let mut out = Vec::new();
+        while let Some(got) = self
+            .admin
+            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            let headers = got
+                .delivery
+                .properties
+                .headers()
+                .clone()
+                .unwrap_or_default();
+            let reason = match headers.inner().get(bus::consumer::ERROR_HEADER) {
+                Some(lapin::types::AMQPValue::LongString(s)) => {
+                    String::from_utf8_lossy(s.as_bytes()).into_owned()
+                }
+                _ => String::new(),
+            };
+            out.push((Envelope::from_json(&got.delivery.data).unwrap(), reason));
+        }
+        out
+    }
+
+    pub fn api_calls(&self, api: &str) -> u64 {
+        self.sim
+            .stats
+            .snapshot()
+            .api_calls
+            .get(api)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Exchange calls, both versions.
+    pub fn exchange_calls(&self) -> u64 {
+        self.api_calls("service/v2/get_permanent_code")
+            + self.api_calls("service/get_permanent_code")
+    }
+
+    pub async fn close(self) {
+        self.publisher.close().await;
+        self.topology.delete(&self.admin).await.unwrap();
+        drop(self.admin_conn.close(200, "bye").await);
+        self.sim_shutdown.cancel();
+        self.db.drop_database().await.unwrap();
+    }
+}
+
+pub fn suite_id() -> SuiteId {
+    SuiteId::parse(SUITE_ID).unwrap()
+}
+
+pub fn suite_secret() -> SecretString {
+    SecretString::from(SUITE_SECRET)
+}
+
+/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`].
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_for(what, || {
+        let fut = condition();
+        async move { fut.await.then_some(()) }
+    })
+    .await;
+}
+
+/// The `daikai_auth_messages_total` sample of (kind, outcome) in a metrics text.
+pub fn messages_total(metrics: &auth_worker::Metrics, kind: &str, outcome: &str) -> u64 {
+    metrics
+        .messages
+        .get_metric_with_label_values(&[kind, outcome])
+        .map_or(0, |c| c.get())
+}
+
+/// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=auth_worker=debug`).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        drop(
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init(),
+        );
+    }
+}

@@ -1,0 +1,164 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+//! Secrets at rest and in logs (issue 5 point 2): after a full lifecycle — ticket, create_auth,
+//! a secret reset, change_auth, corp tokens — no permanent code, AuthCode or access token appears
+//! in any column of any table, and none in any log line the worker wrote (captured at TRACE).
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{Harness, NO_PUSH, SUITE_ID, suite_id, wait_until};
+use store::CorpId;
+use store::tenants::TenantStatus;
+use wecom::event::{ChangeAuth, Event, ResetPermanentCode};
+
+/// A log sink tests can read back.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Every row of every table of the public schema, as JSON text.
+async fn every_row(h: &Harness) -> String {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "select table_name::text from information_schema.tables
+         where table_schema = 'public' and table_type = 'BASE TABLE'",
+    )
+    .fetch_all(h.pool())
+    .await
+    .unwrap();
+    assert!(tables.iter().any(|t| t == "tenants"), "{tables:?}");
+    let mut all = String::new();
+    for table in tables {
+        let rows: Vec<String> =
+            sqlx::query_scalar(&format!("select row_to_json(t)::text from \"{table}\" t"))
+                .fetch_all(h.pool())
+                .await
+                .unwrap();
+        for row in rows {
+            all.push_str(&row);
+            all.push('\n');
+        }
+    }
+    all
+}
+
+/// `bytea` columns render as `\x…` hex in JSON: search those too.
+fn hex_of(secret: &str) -> String {
+    use std::fmt::Write as _;
+    secret.bytes().fold(String::new(), |mut hex, b| {
+        write!(hex, "{b:02x}").unwrap();
+        hex
+    })
+}
+
+// One thread, so every task of the worker logs to this test's subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn no_secret_reaches_a_column_or_a_log_line() {
+    let logs = Buffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer({
+            let logs = logs.clone();
+            move || logs.clone()
+        })
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let h = Harness::start().await;
+    let worker = h.worker().await;
+    let ticket = h.deliver_ticket().await;
+    let corp = h.corp("Secretive");
+    let (create, _) = h.authorize(&corp);
+    let Event::CreateAuth(create_auth) = &create else {
+        unreachable!()
+    };
+    h.publish(&create).await;
+    let first = h
+        .wait_tenant(&corp, |t| t.status == TenantStatus::Active)
+        .await;
+    let first_code = h.permanent_code(&corp);
+
+    let corp_id = CorpId::parse(corp.clone()).unwrap();
+    let tokens = h.token_service().await;
+    let first_token = tokens.corp_token(&suite_id(), &corp_id).await.unwrap();
+
+    let (reset, _) = h.sim.reset_secret(&corp, Some(SUITE_ID), NO_PUSH).unwrap();
+    h.publish(&Event::ResetPermanentCode(ResetPermanentCode {
+        suite_id: SUITE_ID.to_owned(),
+        auth_code: reset.auth_code.clone(),
+        timestamp: h.sim.clock.now_secs() + 1,
+    }))
+    .await;
+    h.wait_tenant(&corp, |t| {
+        t.permanent_code_updated_at > first.permanent_code_updated_at
+    })
+    .await;
+    let second_code = h.permanent_code(&corp);
+    assert_ne!(first_code, second_code);
+
+    h.publish(&Event::ChangeAuth(ChangeAuth {
+        suite_id: SUITE_ID.to_owned(),
+        auth_corp_id: corp.clone(),
+        timestamp: h.sim.clock.now_secs() + 2,
+        state: None,
+        extra_info: None,
+    }))
+    .await;
+    wait_until("change_auth is acked", || async {
+        common::messages_total(&worker.metrics, "change_auth", "acked") == 1
+    })
+    .await;
+    let second_token = tokens.corp_token(&suite_id(), &corp_id).await.unwrap();
+    worker.stop().await;
+
+    let secrets = [
+        ("first permanent code", first_code.as_str()),
+        ("second permanent code", second_code.as_str()),
+        ("create_auth AuthCode", create_auth.auth_code.as_str()),
+        ("reset AuthCode", reset.auth_code.as_str()),
+        ("suite ticket", ticket.suite_ticket.as_str()),
+        ("first corp token", first_token.expose()),
+        ("second corp token", second_token.expose()),
+    ];
+    let rows = every_row(&h).await;
+    assert!(rows.contains(&corp), "the scan sees the tenant row");
+    for (what, secret) in secrets {
+        assert!(secret.len() >= 16, "{what} is long enough to search for");
+        assert!(!rows.contains(secret), "{what} found in a column");
+        assert!(
+            !rows.contains(&hex_of(secret)),
+            "{what} found in a bytea column"
+        );
+    }
+
+    let logged = logs.text();
+    assert!(
+        logged.contains("AuthCode exchanged; permanent code stored"),
+        "the capture sees the worker's log lines"
+    );
+    for (what, secret) in secrets {
+        assert!(!logged.contains(secret), "{what} found in the logs");
+    }
+    h.close().await;
+}

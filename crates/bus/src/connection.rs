@@ -1,0 +1,295 @@
+//! Getting (and keeping) a broker connection: the pieces the publisher and the consumers share.
+//!
+//! - [`BrokerUrl`]: `AMQP_URL`, validated once, with the password kept out of every log line.
+//! - [`connect`]: one attempt, bounded in time, with lapin running on the current Tokio runtime.
+//! - [`Backoff`]: exponential delays with jitter between attempts, so a fleet of replicas does not
+//!   reconnect in lockstep when the broker comes back.
+//! - [`connect_with_backoff`]: retry [`connect`] until it works or shutdown is requested.
+//! - [`ConnectionLost`]: a sticky signal that fires once the connection or any watched channel
+//!   fails, which is when a service must drop its channels and reconnect.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use lapin::uri::AMQPUri;
+use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// `AMQP_URL` does not parse.
+    #[error("invalid AMQP URL: {0}")]
+    InvalidUrl(String),
+    /// The broker refused or dropped the connection, or the handshake failed.
+    #[error("cannot connect to {url}: {source}")]
+    Amqp {
+        /// The URL, password redacted.
+        url: String,
+        /// lapin's error.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The TCP connect and AMQP handshake took longer than allowed.
+    #[error("connecting to {url} timed out after {timeout:?}")]
+    Timeout {
+        /// The URL, password redacted.
+        url: String,
+        /// The limit.
+        timeout: Duration,
+    },
+}
+
+/// A validated AMQP URL. `Debug` and `Display` show it with the password masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    raw: String,
+    redacted: String,
+}
+
+impl BrokerUrl {
+    /// Parses an `amqp://` or `amqps://` URL.
+    pub fn parse(raw: &str) -> Result<Self, ConnectError> {
+        let uri: AMQPUri = raw.parse().map_err(ConnectError::InvalidUrl)?;
+        let auth = &uri.authority;
+        let scheme = raw.split("://").next().unwrap_or("amqp");
+        let redacted = format!(
+            "{scheme}://{}:***@{}:{}/{}",
+            auth.userinfo.username,
+            auth.host,
+            auth.port,
+            uri.vhost.replace('/', "%2f")
+        );
+        Ok(Self {
+            raw: raw.to_owned(),
+            redacted,
+        })
+    }
+
+    /// The URL with its password, for the connection call only.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl fmt::Debug for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+/// How long one connection attempt (TCP + AMQP handshake) may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection attempt, named `connection_name` in the broker's management UI. lapin's
+/// background work runs on the Tokio runtime this is called from.
+pub async fn connect(url: &BrokerUrl, connection_name: &str) -> Result<Connection, ConnectError> {
+    let properties = ConnectionProperties::default()
+        .with_connection_name(connection_name.into())
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio);
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Connection::connect(url.expose(), properties),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(source)) => Err(ConnectError::Amqp {
+            url: url.to_string(),
+            source,
+        }),
+        Err(_) => Err(ConnectError::Timeout {
+            url: url.to_string(),
+            timeout: CONNECT_TIMEOUT,
+        }),
+    }
+}
+
+/// Exponential backoff with ±25 % jitter: `min`, `2·min`, … capped at `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Default for Backoff {
+    /// 100 ms doubling up to 10 s.
+    fn default() -> Self {
+        Self::new(Duration::from_millis(100), Duration::from_secs(10))
+    }
+}
+
+impl Backoff {
+    /// Starts at `min`, doubles up to `max`.
+    pub fn new(min: Duration, max: Duration) -> Self {
+        let min = min.max(Duration::from_millis(1));
+        Self {
+            min,
+            max: max.max(min),
+            next: min,
+        }
+    }
+
+    /// The delay before the next attempt (jittered), and doubles the following one.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        base.mul_f64(rand::random::<f64>().mul_add(0.5, 0.75))
+    }
+
+    /// Back to `min`, after a success.
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+/// Retries [`connect`] with `backoff` until it succeeds (`Some`) or `shutdown` fires (`None`).
+/// Failures are logged at `warn` with the redacted URL.
+pub async fn connect_with_backoff(
+    url: &BrokerUrl,
+    connection_name: &str,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+) -> Option<Connection> {
+    loop {
+        let attempt = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            attempt = connect(url, connection_name) => attempt,
+        };
+        match attempt {
+            Ok(connection) => {
+                backoff.reset();
+                return Some(connection);
+            }
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%error, retry_in_ms = delay.as_millis(), "broker connection failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Fires (once, and stays fired) when a watched connection or channel reports an error.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionLost {
+    inner: Arc<LostInner>,
+}
+
+#[derive(Debug, Default)]
+struct LostInner {
+    lost: AtomicBool,
+    notify: Notify,
+}
+
+impl ConnectionLost {
+    /// Watches `connection`.
+    pub fn watch(connection: &Connection) -> Self {
+        let this = Self::default();
+        let signal = this.clone();
+        connection.on_error(move |error| {
+            tracing::warn!(%error, "broker connection lost");
+            signal.fire();
+        });
+        this
+    }
+
+    /// Also fires when `channel` fails (e.g. the broker closed it after an error).
+    pub fn watch_channel(&self, channel: &Channel) {
+        let signal = self.clone();
+        let id = channel.id();
+        channel.on_error(move |error| {
+            tracing::warn!(%error, channel = id, "broker channel failed");
+            signal.fire();
+        });
+    }
+
+    /// Marks the connection lost and wakes every waiter.
+    pub fn fire(&self) {
+        self.inner.lost.store(true, Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
+    }
+
+    /// Whether it has fired.
+    pub fn is_lost(&self) -> bool {
+        self.inner.lost.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once it has fired (immediately if it already has).
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            if self.is_lost() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_is_redacted_everywhere() {
+        let url = BrokerUrl::parse("amqp://user:hunter2@broker:5673/%2f").unwrap();
+        assert_eq!(url.to_string(), "amqp://user:***@broker:5673/%2f");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(url.expose().contains("hunter2"));
+        assert!(BrokerUrl::parse("http://x").is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_bounded_jitter() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(400));
+        let delays: Vec<Duration> = (0..5).map(|_| backoff.next_delay()).collect();
+        for (delay, base) in delays.iter().zip([100u64, 200, 400, 400, 400]) {
+            let base = Duration::from_millis(base);
+            assert!(
+                *delay >= base.mul_f64(0.75) && *delay <= base.mul_f64(1.25),
+                "{delay:?}"
+            );
+        }
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(125));
+    }
+
+    #[tokio::test]
+    async fn lost_signal_is_sticky() {
+        let lost = ConnectionLost::default();
+        assert!(!lost.is_lost());
+        let waiter = tokio::spawn({
+            let lost = lost.clone();
+            async move { lost.wait().await }
+        });
+        tokio::task::yield_now().await;
+        lost.fire();
+        waiter.await.unwrap();
+        lost.wait().await; // already fired: returns at once
+        assert!(lost.is_lost());
+    }
+
+    #[tokio::test]
+    async fn connect_fails_fast_when_nothing_listens() {
+        // Port 9 (discard) on localhost: nothing listens there.
+        let url = BrokerUrl::parse("amqp://guest:guest@127.0.0.1:9/%2f").unwrap();
+        let err = connect(&url, "test").await.unwrap_err();
+        assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
+        assert!(!err.to_string().contains("guest:guest"), "{err}");
+    }
+}

@@ -1,0 +1,276 @@
+//! The HTTP layer: routes of ARCHITECTURE §3.1, each a thin shell around [`crate::callback`] and
+//! the publisher, and the one place outcomes become status codes, metrics and log lines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpRequest, HttpResponse, web};
+use bus::{CallbackOrigin, Envelope, PublishError, Publisher, Source};
+use wecom::callback::{CallbackQuery, EncryptedEnvelope};
+
+use crate::callback::{Authenticator, Rejection, Route, Signed, Target, parse_event};
+use crate::metrics::Metrics;
+use crate::request_id::RequestId;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct State {
+    /// Callback authentication for every suite.
+    pub auth: Authenticator,
+    /// The confirmed publisher.
+    pub publisher: Publisher,
+    /// The metrics registry.
+    pub metrics: Metrics,
+    /// `INGRESS_MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// Set when shutdown starts, so `/readyz` turns false before the listener closes.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+/// How a callback request ended, before it becomes a response.
+enum Failure {
+    Rejected(Rejection),
+    Unavailable(PublishError),
+}
+
+impl From<Rejection> for Failure {
+    fn from(r: Rejection) -> Self {
+        Self::Rejected(r)
+    }
+}
+
+/// `GET /callback/suite/{suite_id}` and `GET /callback/app/{suite_id}/{corp_id}`.
+pub async fn verify_url(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let route = if req.match_info().get("corp_id").is_some() {
+        Route::AppGet
+    } else {
+        Route::SuiteGet
+    };
+    let started = Instant::now();
+    let result = echo(&req, &state, route);
+    match result {
+        Ok(echostr) => {
+            state.finish(route, started, "success");
+            HttpResponse::Ok()
+                .content_type(ContentType::plaintext())
+                .body(echostr)
+        }
+        Err(failure) => state.fail(route, started, &failure),
+    }
+}
+
+/// `POST /callback/suite/{suite_id}` and `POST /callback/app/{suite_id}/{corp_id}`.
+pub async fn receive(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> HttpResponse {
+    let route = if req.match_info().get("corp_id").is_some() {
+        Route::AppPost
+    } else {
+        Route::SuitePost
+    };
+    let started = Instant::now();
+    match publish(&req, payload, &state, route).await {
+        Ok(()) => {
+            state.finish(route, started, "success");
+            HttpResponse::Ok()
+                .content_type(ContentType::plaintext())
+                .body("success")
+        }
+        Err(failure) => state.fail(route, started, &failure),
+    }
+}
+
+fn target(req: &HttpRequest, route: Route) -> Target<'_> {
+    Target {
+        route,
+        suite_id: req.match_info().get("suite_id").unwrap_or_default(),
+        corp_id: req.match_info().get("corp_id"),
+    }
+}
+
+fn echo(req: &HttpRequest, state: &State, route: Route) -> Result<String, Failure> {
+    let target = target(req, route);
+    if !state.auth.knows(target.suite_id) {
+        return Err(Rejection::UnknownSuite.into());
+    }
+    let query = CallbackQuery::parse(req.query_string()).map_err(Rejection::Query)?;
+    let echostr = query.echostr.as_deref().ok_or(Rejection::MissingEchostr)?;
+    let signed = Signed {
+        query: &query,
+        encrypt: echostr,
+    };
+    let verified = state.auth.verify(target, signed, &state.metrics)?;
+    Ok(verified.decrypted.message)
+}
+
+async fn publish(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &State,
+    route: Route,
+) -> Result<(), Failure> {
+    let target = target(req, route);
+    if !state.auth.knows(target.suite_id) {
+        return Err(Rejection::UnknownSuite.into());
+    }
+    let query = CallbackQuery::parse(req.query_string()).map_err(Rejection::Query)?;
+    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let envelope = EncryptedEnvelope::parse(&body).map_err(Rejection::Envelope)?;
+    let signed = Signed {
+        query: &query,
+        encrypt: &envelope.encrypt,
+    };
+    let verified = state.auth.verify(target, signed, &state.metrics)?;
+    let event = parse_event(&verified.decrypted.message, &state.metrics)?;
+    let origin = CallbackOrigin {
+        source: if route == Route::AppPost {
+            Source::App
+        } else {
+            Source::Suite
+        },
+        suite_id: target.suite_id,
+        corp_id: target.corp_id,
+        receive_id: &verified.decrypted.receive_id,
+    };
+    let envelope = Envelope::from_callback(origin, verified.decrypted.message, event);
+    let request_id = RequestId::of(req);
+    let confirm_started = Instant::now();
+    state
+        .publisher
+        .publish(&envelope, request_id.as_str())
+        .await
+        .map_err(Failure::Unavailable)?;
+    state
+        .metrics
+        .confirm_seconds
+        .observe(confirm_started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .published
+        .with_label_values(&[envelope.source.as_str(), &envelope.kind])
+        .inc();
+    tracing::debug!(
+        kind = %envelope.kind,
+        suite_id = %envelope.suite_id,
+        corp_id = envelope.corp_id.as_deref(),
+        message_id = %envelope.id,
+        dedupe_key = %envelope.dedupe_key,
+        "event published"
+    );
+    Ok(())
+}
+
+/// Reads the body, refusing more than `limit` bytes (from `Content-Length` up front, and while
+/// streaming for chunked bodies or lying headers).
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, Rejection> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Rejection::TooLarge);
+    }
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(Rejection::Body),
+        Err(_) => Err(Rejection::TooLarge),
+    }
+}
+
+impl State {
+    fn finish(&self, route: Route, started: Instant, outcome: &str) {
+        self.metrics
+            .requests
+            .with_label_values(&[route.label(), outcome])
+            .inc();
+        self.metrics
+            .request_seconds
+            .with_label_values(&[route.label()])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    fn fail(&self, route: Route, started: Instant, failure: &Failure) -> HttpResponse {
+        match failure {
+            Failure::Rejected(rejection) => {
+                let (status, outcome) = match rejection {
+                    Rejection::UnknownSuite => (HttpResponse::NotFound(), "unknown_suite"),
+                    Rejection::TooLarge => (HttpResponse::PayloadTooLarge(), "too_large"),
+                    _ => (HttpResponse::BadRequest(), "rejected"),
+                };
+                self.metrics
+                    .rejections
+                    .with_label_values(&[rejection.cause()])
+                    .inc();
+                self.finish(route, started, outcome);
+                tracing::info!(
+                    route = route.label(),
+                    cause = rejection.cause(),
+                    reason = %rejection,
+                    "callback rejected"
+                );
+                tracing::debug!(detail = ?rejection, "rejection detail");
+                let mut response = status;
+                response
+                    .content_type(ContentType::plaintext())
+                    .body(rejection.to_string())
+            }
+            Failure::Unavailable(error) => {
+                self.finish(route, started, "unavailable");
+                tracing::warn!(route = route.label(), %error, "event not published; answering 503");
+                HttpResponse::ServiceUnavailable()
+                    .content_type(ContentType::plaintext())
+                    .insert_header((header::RETRY_AFTER, "1"))
+                    .body("broker unavailable")
+            }
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        let ready = self.publisher.is_ready() && !self.shutting_down.load(Ordering::SeqCst);
+        self.metrics.broker_ready.set(i64::from(ready));
+        ready
+    }
+}
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
+        .body("ok")
+}
+
+/// `GET /readyz`: connected to the broker and not shutting down.
+pub async fn readyz(state: web::Data<State>) -> HttpResponse {
+    if state.is_ready() {
+        HttpResponse::Ok()
+            .content_type(ContentType::plaintext())
+            .body("ready")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type(ContentType::plaintext())
+            .body("not ready")
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<State>) -> HttpResponse {
+    state.is_ready();
+    match state.metrics.render() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        Err(error) => {
+            tracing::error!(%error, "cannot render metrics");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}

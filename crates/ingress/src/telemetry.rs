@@ -1,0 +1,26 @@
+//! Logging setup for the binary: JSON lines (with the request span, hence the request id) or
+//! pretty text, filtered by `RUST_LOG`. Libraries only emit `tracing` events; installing the
+//! global subscriber is the binary's job, done once in `main`.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber. Fails if the filter does not parse or one is already set.
+pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter =
+        EnvFilter::try_new(filter).map_err(|e| anyhow::anyhow!("RUST_LOG: invalid filter: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    let installed = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
+}
