@@ -269,6 +269,74 @@ async fn change_auth_suspends_a_tenant_whose_app_wecom_refuses() {
 }
 
 #[tokio::test]
+async fn change_auth_follows_the_app_being_disabled_and_enabled_again() {
+    let h = Harness::start().await;
+    let worker = h.worker().await;
+    let (corp, _) = h.active_tenant("Switching").await;
+    h.wait_internal("tenant.activated").await;
+    let change_auth = |timestamp| {
+        Event::ChangeAuth(ChangeAuth {
+            suite_id: SUITE_ID.to_owned(),
+            auth_corp_id: corp.clone(),
+            timestamp,
+            state: None,
+            extra_info: None,
+        })
+    };
+
+    // The admin disables the app: agent/get answers close=1, the directory APIs 50003.
+    h.sim
+        .disable(&corp, Some(SUITE_ID), common::NO_PUSH)
+        .unwrap();
+    h.publish(&change_auth(h.sim.clock.now_secs() + 1)).await;
+    let tenant = h
+        .wait_tenant(&corp, |t| t.status == TenantStatus::Suspended)
+        .await;
+    assert!(
+        tenant.permanent_code_key_id.is_some(),
+        "suspension keeps the secret"
+    );
+    let changed = h.wait_internal("tenant.changed").await;
+    assert_eq!(changed.corp_id.as_deref(), Some(corp.as_str()));
+    let Payload::Tenant(TenantEvent::Changed(t)) = changed.payload else {
+        panic!("{changed:?}")
+    };
+    assert_eq!(t.status, BusStatus::Suspended);
+    // WeCom told it through agent/get's close=1, not through a refusal (gettoken and
+    // get_auth_info keep working for a disabled app).
+    assert!(h.api_calls("agent/get") >= 1);
+    assert_eq!(h.sim.stats.snapshot().errcodes.get("50003"), None);
+
+    // Re-enabled: the next change_auth brings the tenant back.
+    h.sim
+        .enable(&corp, Some(SUITE_ID), common::NO_PUSH)
+        .unwrap();
+    h.publish(&change_auth(h.sim.clock.now_secs() + 2)).await;
+    let tenant = h
+        .wait_tenant(&corp, |t| t.status == TenantStatus::Active)
+        .await;
+    assert!(tenant.permanent_code_key_id.is_some());
+    let changed = h.wait_internal("tenant.changed").await;
+    let Payload::Tenant(TenantEvent::Changed(t)) = changed.payload else {
+        panic!("{changed:?}")
+    };
+    assert_eq!(t.status, BusStatus::Active);
+    // The active tenant gets corp tokens again.
+    h.token_service()
+        .await
+        .corp_token(&suite_id(), &store::CorpId::parse(corp.clone()).unwrap())
+        .await
+        .unwrap();
+    wait_until("both change_auth messages are acked", || async {
+        messages_total(&worker.metrics, "change_auth", "acked") == 2
+    })
+    .await;
+    assert!(h.dead_letters().await.is_empty());
+    worker.stop().await;
+    h.close().await;
+}
+
+#[tokio::test]
 async fn cancel_auth_revokes_the_tenant_and_deletes_its_secret_and_tokens() {
     let h = Harness::start().await;
     let worker = h.worker().await;

@@ -85,6 +85,8 @@ pub const DATA_FORMAT_ERROR: ApiFailure = ApiFailure::new(47001, "data format er
 /// 48004: the authorization was cancelled (gettoken and every call with one of its tokens).
 pub const AUTHORIZATION_CANCELLED: ApiFailure =
     ApiFailure::new(48004, "api forbidden for auth relation invalid");
+/// 50003: the app is disabled (every app API but `agent/get` while the corp has it disabled).
+pub const APP_DISABLED: ApiFailure = ApiFailure::new(50003, "application is disabled");
 /// 50100: the list_id cursor is not one this simulator issued for this corp.
 pub const INVALID_CURSOR: ApiFailure = ApiFailure::new(50100, "invalid cursor");
 /// 60003: department not found.

@@ -1,6 +1,7 @@
 //! The simulator's shared state and the operations both the control API and the start-up code
-//! use: creating corps, the authorization lifecycle, suite tickets and directory changes, each
-//! changing the state and (unless told not to) pushing the callback WeCom would push.
+//! use: creating corps, the authorization lifecycle (with disabling and re-enabling an app),
+//! suite tickets and directory changes, each changing the state and (unless told not to)
+//! pushing the callback WeCom would push.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -297,16 +298,55 @@ impl Sim {
         let summary = corp.summary();
         let mut pending = Vec::new();
         for suite_id in suites {
-            let event = Event::ChangeAuth(ChangeAuth {
-                suite_id: suite_id.clone(),
-                auth_corp_id: corp_id.to_owned(),
-                timestamp: now.div_euclid(1000),
-                state: None,
-                extra_info: None,
-            });
+            let event = change_auth(&suite_id, corp_id, now);
             pending.extend(self.push_to_suite(&world, &suite_id, &event, opts));
         }
         Ok((summary, pending))
+    }
+
+    /// The corp admin disables the app (the named suite's, or the only one's): `agent/get`
+    /// answers `close: 1` and the other app APIs 50003 until [`Sim::enable`]; change_auth pushed.
+    pub fn disable(
+        &self,
+        corp_id: &str,
+        suite: Option<&str>,
+        opts: PushOpts,
+    ) -> Result<(AppSwitched, Vec<Pending>), ControlError> {
+        self.switch_app(corp_id, suite, true, opts)
+    }
+
+    /// The corp admin re-enables a disabled app: change_auth pushed.
+    pub fn enable(
+        &self,
+        corp_id: &str,
+        suite: Option<&str>,
+        opts: PushOpts,
+    ) -> Result<(AppSwitched, Vec<Pending>), ControlError> {
+        self.switch_app(corp_id, suite, false, opts)
+    }
+
+    fn switch_app(
+        &self,
+        corp_id: &str,
+        suite: Option<&str>,
+        disabled: bool,
+        opts: PushOpts,
+    ) -> Result<(AppSwitched, Vec<Pending>), ControlError> {
+        let now = self.clock.now_ms();
+        let mut world = self.write();
+        let suite_id = world.pick_suite(suite)?;
+        let agentid = world.set_disabled(corp_id, &suite_id, disabled)?;
+        let event = change_auth(&suite_id, corp_id, now);
+        let pending = self.push_to_suite(&world, &suite_id, &event, opts);
+        Ok((
+            AppSwitched {
+                suite_id,
+                corp_id: corp_id.to_owned(),
+                agentid,
+                disabled,
+            },
+            pending,
+        ))
     }
 
     /// Issues a suite ticket and pushes it.
@@ -379,7 +419,8 @@ impl Sim {
     ) -> Vec<Pending> {
         let change = redact_change(change, &corp.grants);
         let mut pending = Vec::new();
-        for auth in corp.active_auths() {
+        // A disabled app hears nothing; it resyncs after the change_auth of its re-enabling.
+        for auth in corp.active_auths().filter(|a| !a.disabled) {
             let event = Event::ChangeContact(ChangeContact {
                 framing: Framing::App,
                 suite_id: None,
@@ -465,6 +506,19 @@ pub struct AuthGranted {
     pub agentid: i64,
 }
 
+/// The answer to disable and enable.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppSwitched {
+    /// The suite.
+    pub suite_id: String,
+    /// The corp.
+    pub corp_id: String,
+    /// The app's agentid.
+    pub agentid: i64,
+    /// Whether the app is now disabled.
+    pub disabled: bool,
+}
+
 /// The answer to a ticket push.
 #[derive(Debug, Clone, Serialize)]
 pub struct TicketIssued {
@@ -486,6 +540,17 @@ pub struct ScopeChange {
     /// New granted permissions.
     #[serde(default)]
     pub permissions: Option<Vec<String>>,
+}
+
+/// The change_auth WeCom pushes when an admin changes an app's scope, grants or enablement.
+fn change_auth(suite_id: &str, corp_id: &str, now_ms: i64) -> Event {
+    Event::ChangeAuth(ChangeAuth {
+        suite_id: suite_id.to_owned(),
+        auth_corp_id: corp_id.to_owned(),
+        timestamp: now_ms.div_euclid(1000),
+        state: None,
+        extra_info: None,
+    })
 }
 
 fn apply(

@@ -486,3 +486,68 @@ async fn directory_endpoints_match_the_ground_truth() {
     assert_eq!(agent.allow_partys.unwrap().partyid, vec![1]);
     assert_eq!(code(h.client.agent_get(&token, agent_id + 1).await), 40056);
 }
+
+#[tokio::test]
+async fn a_disabled_app_says_close_and_answers_50003_until_enabled() {
+    let h = start(config()).await;
+    let corp = h.corp(json!({ "users": 5 })).await;
+    let (permanent, token) = h.activate(&corp).await;
+    let summary = h.ok("GET", &format!("/sim/corps/{corp}"), None).await;
+    let agent_id = summary["authorizations"][0]["agent_id"].as_i64().unwrap();
+    assert_eq!(
+        h.client.agent_get(&token, agent_id).await.unwrap().close,
+        Some(0)
+    );
+
+    h.ok(
+        "POST",
+        &format!("/sim/corps/{corp}/disable?push=false"),
+        None,
+    )
+    .await;
+    let agent = h.client.agent_get(&token, agent_id).await.unwrap();
+    assert_eq!(agent.close, Some(1), "agent/get keeps answering, closed");
+    assert_eq!(agent.agentid, agent_id);
+    let disabled = h.client.user_get(&token, "u000001").await.unwrap_err();
+    assert_eq!(disabled.code(), Some(50003));
+    assert_eq!(disabled.class(), ErrorClass::TenantBroken);
+    assert_eq!(code(h.client.department_list(&token, None).await), 50003);
+    assert_eq!(
+        code(h.client.department_simplelist(&token, None).await),
+        50003
+    );
+    assert_eq!(code(h.client.department_get(&token, 1).await), 50003);
+    assert_eq!(code(h.client.user_list(&token, 1).await), 50003);
+    assert_eq!(code(h.client.user_simplelist(&token, 1).await), 50003);
+    assert_eq!(code(h.client.user_list_id(&token, None, 100).await), 50003);
+    assert_eq!(code(h.client.tag_list(&token).await), 50003);
+    assert_eq!(code(h.client.tag_get(&token, 1).await), 50003);
+    assert_eq!(code(h.client.agent_get_permissions(&token).await), 50003);
+    // The secret stays valid: gettoken (same token while valid) and the auth info still work.
+    let again = h.client.get_token(&corp, &permanent).await.unwrap();
+    assert_eq!(again.access_token, token);
+    let suite_token = h.suite_token().await;
+    let info = h
+        .client
+        .get_auth_info_v2(&suite_token, &corp, &permanent)
+        .await
+        .unwrap();
+    assert_eq!(info.auth_info.agent[0].agentid, agent_id);
+    // Token rules come first: an unknown token is still 40014, not 50003.
+    assert_eq!(code(h.client.user_get("garbage", "u000001").await), 40014);
+
+    h.ok(
+        "POST",
+        &format!("/sim/corps/{corp}/enable?push=false"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        h.client.agent_get(&token, agent_id).await.unwrap().close,
+        Some(0)
+    );
+    assert!(h.client.user_get(&token, "u000001").await.is_ok());
+    assert!(h.client.tag_list(&token).await.is_ok());
+    let stats = h.ok("GET", "/sim/stats", None).await;
+    assert_eq!(stats["errcodes"]["50003"], 10, "{stats}");
+}

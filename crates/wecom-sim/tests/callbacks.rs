@@ -536,3 +536,71 @@ async fn url_verification_get_is_answered_with_the_echo() {
         .await;
     assert_eq!(report["ok"], true, "{report}");
 }
+
+#[tokio::test]
+async fn disable_and_enable_push_change_auth_and_silence_the_app_meanwhile() {
+    let receiver = Receiver::start();
+    let h = start(with_receiver(&receiver.base)).await;
+    let corp = h.corp(json!({ "users": 3 })).await;
+    h.ok(
+        "POST",
+        &format!("/sim/corps/{corp}/authorize?wait=true"),
+        None,
+    )
+    .await;
+    let disabled = h
+        .ok(
+            "POST",
+            &format!("/sim/corps/{corp}/disable?wait=true"),
+            None,
+        )
+        .await;
+    assert_eq!(disabled["disabled"], true);
+    assert_eq!(disabled["pushes"][0]["kind"], "change_auth");
+    assert_eq!(disabled["deliveries"][0]["delivered"], true);
+    // A disabled app hears no contact change (it resyncs once enabled).
+    let silent = h
+        .ok(
+            "POST",
+            &format!("/sim/corps/{corp}/users?wait=true"),
+            Some(json!({ "userid": "quiet", "name": "安静", "department": [1] })),
+        )
+        .await;
+    assert_eq!(silent["pushes"], json!([]));
+    let enabled = h
+        .ok("POST", &format!("/sim/corps/{corp}/enable?wait=true"), None)
+        .await;
+    assert_eq!(enabled["disabled"], false);
+    assert_eq!(enabled["deliveries"][0]["delivered"], true);
+    h.ok(
+        "DELETE",
+        &format!("/sim/corps/{corp}/users/quiet?wait=true"),
+        None,
+    )
+    .await;
+
+    let got = receiver.wait_for(4).await;
+    assert_eq!(got.len(), 4, "create_auth, two change_auth, delete_user");
+    for pushed in &got[1..3] {
+        assert_eq!(pushed.path, format!("/callback/suite/{SUITE_ID}"));
+        let (event, _) = open(pushed, TOKEN, AES_KEY, SUITE_ID);
+        let Event::ChangeAuth(change) = event else {
+            panic!("expected change_auth, got {event:?}");
+        };
+        assert_eq!(change.auth_corp_id, corp);
+        assert_eq!(change.suite_id, SUITE_ID);
+    }
+    let (event, _) = open(&got[3], APP_TOKEN, APP_AES_KEY, &corp);
+    assert_eq!(event.kind(), "change_contact.delete_user");
+
+    // push=false changes the state only.
+    let quiet = h
+        .ok(
+            "POST",
+            &format!("/sim/corps/{corp}/disable?push=false"),
+            None,
+        )
+        .await;
+    assert_eq!(quiet["pushes"], json!([]));
+    assert_eq!(receiver.received().len(), 4);
+}

@@ -1,5 +1,5 @@
-//! The control API: corps, lifecycle rules, directory mutations and ground truth, stats,
-//! faults, delivery settings, the clock, and start-up from configuration.
+//! The control API: corps, lifecycle rules (disable/enable included), directory mutations and
+//! ground truth, stats, faults, delivery settings, the clock, and start-up from configuration.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +12,13 @@ use serde_json::{Value, json};
 use wecom::callback::{CallbackQuery, EncryptedEnvelope};
 use wecom::crypto::CallbackCrypto;
 use wecom::event::Event;
+use wecom_sim::PushOpts;
 use wecom_sim::state::{AuthorizeWith, CorpSpec};
+
+const NO_PUSH: PushOpts = PushOpts {
+    push: false,
+    wait: false,
+};
 
 fn without_corp_id(mut snapshot: Value) -> Value {
     snapshot.as_object_mut().unwrap().remove("corp_id");
@@ -377,4 +383,71 @@ async fn seeds_a_100k_user_corp() {
     let page = h.client.user_list_id(&token, None, 10_000).await.unwrap();
     assert_eq!(page.dept_user.len(), 10_000);
     assert!(page.next_page().is_some());
+}
+
+#[tokio::test]
+async fn disable_and_enable_follow_the_lifecycle_rules() {
+    let h = start(config()).await;
+    let corp = h.corp(json!({ "users": 3 })).await;
+    let disable = format!("/sim/corps/{corp}/disable?push=false");
+    let enable = format!("/sim/corps/{corp}/enable?push=false");
+    assert_eq!(
+        h.call("POST", "/sim/corps/wwnone/disable", None).await.0,
+        404
+    );
+    assert_eq!(h.call("POST", &disable, None).await.0, 409, "not installed");
+    h.authorize(&corp).await;
+    assert_eq!(
+        h.call("POST", &enable, None).await.0,
+        409,
+        "already enabled"
+    );
+    assert_eq!(
+        h.call(
+            "POST",
+            &format!("/sim/corps/{corp}/disable?suite=dknone"),
+            None
+        )
+        .await
+        .0,
+        404
+    );
+
+    let answer = h.ok("POST", &disable, None).await;
+    assert_eq!(answer["corp_id"], corp.as_str());
+    assert_eq!(answer["suite_id"], SUITE_ID);
+    assert_eq!(answer["disabled"], true);
+    assert_eq!(answer["pushes"], json!([]));
+    let summary = h.ok("GET", &format!("/sim/corps/{corp}"), None).await;
+    assert_eq!(answer["agentid"], summary["authorizations"][0]["agent_id"]);
+    assert_eq!(summary["authorizations"][0]["status"], "active");
+    assert_eq!(summary["authorizations"][0]["disabled"], true);
+    let (status, error) = h.call("POST", &disable, None).await;
+    assert_eq!(status, 409);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("already disabled"),
+        "{error}"
+    );
+
+    // The direct method does the same as the route.
+    let (switched, pending) = h.sim.enable(&corp, None, NO_PUSH).unwrap();
+    assert!(!switched.disabled && pending.is_empty());
+    let summary = h.ok("GET", &format!("/sim/corps/{corp}"), None).await;
+    assert_eq!(summary["authorizations"][0]["disabled"], false);
+
+    // A disabled app can be removed; installing it again starts enabled.
+    h.ok("POST", &disable, None).await;
+    h.ok(
+        "POST",
+        &format!("/sim/corps/{corp}/cancel?push=false"),
+        None,
+    )
+    .await;
+    assert_eq!(h.call("POST", &enable, None).await.0, 409, "cancelled");
+    h.authorize(&corp).await;
+    let summary = h.ok("GET", &format!("/sim/corps/{corp}"), None).await;
+    assert_eq!(summary["authorizations"][0]["disabled"], false);
 }

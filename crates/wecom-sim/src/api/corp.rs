@@ -1,5 +1,7 @@
 //! The 代开发 app's own endpoints: `gettoken` (corpid + permanent code as the secret) and the
-//! app's description and permissions.
+//! app's description and permissions, plus the gate every app API goes through ([`with_app`]):
+//! a disabled app keeps its secret and tokens (gettoken works) and `agent/get` says `close: 1`,
+//! while every other app API answers 50003.
 
 use actix_web::{HttpResponse, web};
 use wecom::api::{
@@ -34,8 +36,24 @@ pub(crate) async fn gettoken(sim: web::Data<Sim>, query: Query) -> HttpResponse 
     .await
 }
 
-/// Runs `f` for the app the `access_token` belongs to, after admitting the call for its corp.
+/// Runs `f` for the app the `access_token` belongs to, after admitting the call for its corp;
+/// 50003 while the app is disabled.
 pub(crate) fn with_app<T>(
+    call: &mut Call<'_>,
+    query: &Query,
+    f: impl FnOnce(&Corp, &Authorization) -> Result<T, ApiFailure>,
+) -> Result<T, ApiFailure> {
+    with_app_even_disabled(call, query, |corp, auth| {
+        if auth.disabled {
+            return Err(errcode::APP_DISABLED);
+        }
+        f(corp, auth)
+    })
+}
+
+/// [`with_app`] that also serves a disabled app: `agent/get` is how a provider learns that the
+/// app is disabled (`close: 1`), so it must keep answering.
+fn with_app_even_disabled<T>(
     call: &mut Call<'_>,
     query: &Query,
     f: impl FnOnce(&Corp, &Authorization) -> Result<T, ApiFailure>,
@@ -56,7 +74,7 @@ pub(crate) fn with_app<T>(
 /// `GET /cgi-bin/agent/get?access_token&agentid`.
 pub(crate) async fn agent_get(sim: web::Data<Sim>, query: Query) -> HttpResponse {
     respond(&sim, paths::AGENT_GET, Shape::WithStatus, |call| {
-        with_app(call, &query, |corp, auth| {
+        with_app_even_disabled(call, &query, |corp, auth| {
             let agent_id = number_param(&query, "agentid", errcode::MISSING_AGENTID)?;
             if i64::try_from(agent_id).ok() != Some(auth.agent_id) {
                 return Err(errcode::INVALID_AGENTID);
@@ -80,7 +98,7 @@ pub(crate) async fn agent_get(sim: web::Data<Sim>, query: Query) -> HttpResponse
                 allow_tags: Some(AllowTags {
                     tagid: corp.scope.tags.clone(),
                 }),
-                close: Some(0),
+                close: Some(i64::from(auth.disabled)),
                 redirect_domain: Some("daikai.example.com".to_owned()),
                 report_location_flag: Some(0),
                 isreportenter: Some(0),

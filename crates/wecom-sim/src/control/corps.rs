@@ -1,5 +1,5 @@
 //! Corps and the authorization lifecycle: create, authorize (scan the QR), reset the secret,
-//! cancel, change the scope.
+//! cancel, change the scope, disable and re-enable the app.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -18,6 +18,8 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/corps/{corp}/reset-secret", web::post().to(reset_secret))
         .route("/corps/{corp}/cancel", web::post().to(cancel))
         .route("/corps/{corp}/change-scope", web::post().to(change_scope))
+        .route("/corps/{corp}/disable", web::post().to(disable))
+        .route("/corps/{corp}/enable", web::post().to(enable))
         .route("/corps/{corp}/verify-url", web::post().to(verify_app_url));
 }
 
@@ -123,4 +125,24 @@ async fn change_scope(
     let (summary, pending) =
         sim.change_scope(&corp, options.suite(), change, options.push_opts())?;
     Ok(with_pushes(StatusCode::OK, summary, pending).await)
+}
+
+/// `POST /sim/corps/{corp}/disable`: the admin disables the app (`close: 1`, 50003).
+async fn disable(
+    sim: web::Data<Sim>,
+    corp: web::Path<String>,
+    options: web::Query<Options>,
+) -> Result<HttpResponse, ControlError> {
+    let (switched, pending) = sim.disable(&corp, options.suite(), options.push_opts())?;
+    Ok(with_pushes(StatusCode::OK, switched, pending).await)
+}
+
+/// `POST /sim/corps/{corp}/enable`: the admin re-enables a disabled app.
+async fn enable(
+    sim: web::Data<Sim>,
+    corp: web::Path<String>,
+    options: web::Query<Options>,
+) -> Result<HttpResponse, ControlError> {
+    let (switched, pending) = sim.enable(&corp, options.suite(), options.push_opts())?;
+    Ok(with_pushes(StatusCode::OK, switched, pending).await)
 }

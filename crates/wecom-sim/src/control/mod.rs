@@ -45,7 +45,8 @@ impl ResponseError for ControlError {
             Self::State(
                 StateError::CorpExists(_)
                 | StateError::AlreadyAuthorized { .. }
-                | StateError::NotAuthorized { .. },
+                | StateError::NotAuthorized { .. }
+                | StateError::AlreadySwitched { .. },
             )
             | Self::Directory(DirectoryError::AlreadyExists(_) | DirectoryError::NotEmpty(_)) => {
                 StatusCode::CONFLICT

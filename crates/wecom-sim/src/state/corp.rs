@@ -76,6 +76,9 @@ pub struct Authorization {
     pub permanent_code: String,
     /// Active or cancelled.
     pub status: AuthStatus,
+    /// Disabled by the corp admin (still installed: `agent/get` answers `close: 1`, the other
+    /// app APIs 50003, until it is enabled again).
+    pub disabled: bool,
     /// `State` of the QR that authorized it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
@@ -121,7 +124,8 @@ pub struct CorpSummary {
     pub scope: Scope,
     /// Granted permissions.
     pub permissions: Vec<String>,
-    /// Apps by suite id (with their permanent codes: this is a simulator).
+    /// Apps by suite id (with their permanent codes: this is a simulator), each with its status
+    /// and whether it is disabled.
     pub authorizations: Vec<Authorization>,
 }
 
@@ -131,7 +135,7 @@ impl Corp {
         self.auths.get(suite_id)
     }
 
-    /// The active apps.
+    /// The installed apps (disabled ones included).
     pub fn active_auths(&self) -> impl Iterator<Item = &Authorization> {
         self.auths
             .values()

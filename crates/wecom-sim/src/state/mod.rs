@@ -52,6 +52,16 @@ pub enum StateError {
         /// The corp.
         corp_id: String,
     },
+    /// The app is already disabled (or already enabled).
+    #[error("the app of suite {suite_id} in corp {corp_id} is already {state}")]
+    AlreadySwitched {
+        /// The suite.
+        suite_id: String,
+        /// The corp.
+        corp_id: String,
+        /// `disabled` or `enabled`.
+        state: &'static str,
+    },
     /// A request field is invalid.
     #[error("{0}")]
     Invalid(String),
@@ -212,6 +222,7 @@ impl World {
                 agent_id,
                 permanent_code: secret(43),
                 status: AuthStatus::Active,
+                disabled: false,
                 state,
                 authorized_at: now_ms.div_euclid(1000),
             },
@@ -249,6 +260,27 @@ impl World {
     pub fn cancel(&mut self, corp_id: &str, suite_id: &str) -> Result<(), StateError> {
         self.active_auth_mut(corp_id, suite_id)?.status = AuthStatus::Cancelled;
         Ok(())
+    }
+
+    /// The corp admin disables (`true`) or re-enables (`false`) the app; its agentid. The app
+    /// stays installed and its secret and tokens stay valid: only what its APIs answer changes
+    /// (see `api::corp`). 409-style [`StateError::AlreadySwitched`] when nothing would change.
+    pub fn set_disabled(
+        &mut self,
+        corp_id: &str,
+        suite_id: &str,
+        disabled: bool,
+    ) -> Result<i64, StateError> {
+        let auth = self.active_auth_mut(corp_id, suite_id)?;
+        if auth.disabled == disabled {
+            return Err(StateError::AlreadySwitched {
+                suite_id: suite_id.to_owned(),
+                corp_id: corp_id.to_owned(),
+                state: if disabled { "disabled" } else { "enabled" },
+            });
+        }
+        auth.disabled = disabled;
+        Ok(auth.agent_id)
     }
 
     /// Changes the corp's scope and/or grants.
