@@ -34,7 +34,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use wecom::crypto::CallbackCrypto;
@@ -116,9 +116,15 @@ struct Ingress {
 }
 
 async fn start_ingress(topology: &Topology) -> Ingress {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_daikai-ingress"))
+    // A free port, released just before the ingress binds it.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_daikai-ingress"))
         .env_clear()
-        .env("INGRESS_ADDR", "127.0.0.1:0")
+        .env("INGRESS_ADDR", &addr)
         .env("AMQP_URL", amqp_url())
         .env("AMQP_NAMESPACE", topology.namespace().as_str())
         .env("WECOM_SUITE_ID", SUITE_ID)
@@ -129,45 +135,34 @@ async fn start_ingress(topology: &Topology) -> Ingress {
         .env("RUST_LOG", "info")
         // INGRESS_* and RUST_LOG set for the bench are passed on (e.g. INGRESS_WORKERS).
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("INGRESS_") || k == "RUST_LOG"))
-        .stdout(Stdio::piped())
+        .env("INGRESS_ADDR", &addr)
+        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .expect("start daikai-ingress");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = None;
-    while let Some(line) = lines.next_line().await.unwrap() {
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if value["message"] == "ingress listening" {
-            addr = value["addr"].as_str().map(str::to_owned);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the ingress never became ready");
+        if let Ok(stream) = TcpStream::connect(&addr).await {
+            let mut conn = Conn {
+                stream,
+                buf: Vec::new(),
+            };
+            let ready = conn.call(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            if ready.is_ok() && conn.buf.starts_with(b"HTTP/1.1 200") {
+                break;
+            }
         }
-        if value["message"] == "publisher connected" {
-            break;
-        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Keep draining the log so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ingress {
-        child,
-        addr: addr.expect("the ingress logged its address"),
-    }
+    Ingress { child, addr }
 }
 
 impl Ingress {
     /// CPU time (user + system) the ingress has used so far.
     fn cpu_time(&self) -> Duration {
-        let pid = self.child.id().unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let rest = stat.rsplit_once(')').unwrap().1;
-        let ticks: u64 = rest
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .map(|v| v.parse::<u64>().unwrap())
-            .sum();
-        // USER_HZ is 100 on Linux.
-        Duration::from_millis(ticks * 10)
+        cpu_time(self.child.id().unwrap())
     }
 
     /// (VmRSS, VmHWM) in KiB.
@@ -184,6 +179,79 @@ impl Ingress {
         };
         (field("VmRSS:"), field("VmHWM:"))
     }
+}
+
+/// CPU time (user + system) process `pid` has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// The broker's Erlang VM, if it runs on this machine (for its CPU share).
+fn beam_pid() -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+        (comm.trim() == "beam.smp").then_some(pid)
+    })
+}
+
+/// CPU used per message during a phase, by process.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuShare {
+    messages: usize,
+    ingress: Duration,
+    broker: Duration,
+    bench: Duration,
+}
+
+impl CpuShare {
+    fn add(&mut self, messages: usize, ingress: Duration, broker: Duration, bench: Duration) {
+        self.messages += messages;
+        self.ingress += ingress;
+        self.broker += broker;
+        self.bench += bench;
+    }
+
+    fn per_message_us(total: Duration, messages: usize) -> f64 {
+        total.as_secs_f64() * 1e6 / messages.max(1) as f64
+    }
+
+    fn line(&self, name: &str, bench_role: &str) -> String {
+        format!(
+            "{name:<8} CPU per message: broker {:.1} µs, ingress {:.1} µs, {bench_role} {:.1} µs",
+            Self::per_message_us(self.broker, self.messages),
+            Self::per_message_us(self.ingress, self.messages),
+            Self::per_message_us(self.bench, self.messages),
+        )
+    }
+}
+
+/// Snapshot of the three processes' CPU times.
+fn cpu_snapshot(ingress: &Ingress, beam: Option<u32>) -> (Duration, Duration, Duration) {
+    (
+        ingress.cpu_time(),
+        beam.map_or(Duration::ZERO, cpu_time),
+        cpu_time(std::process::id()),
+    )
+}
+
+fn cpu_delta(
+    before: (Duration, Duration, Duration),
+    after: (Duration, Duration, Duration),
+) -> (Duration, Duration, Duration) {
+    (after.0 - before.0, after.1 - before.1, after.2 - before.2)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -361,9 +429,12 @@ async fn raw_phase(
     count: usize,
     concurrency: usize,
 ) -> Phase {
-    let body: Arc<Vec<u8>> = Arc::new(
-        std::iter::repeat_n(b'x', RAW_BODY_BYTES).collect(),
-    );
+    // BENCH_RAW_BYTES overrides the size (to compare with the ingress's envelope size).
+    let size = std::env::var("BENCH_RAW_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(RAW_BODY_BYTES);
+    let body: Arc<Vec<u8>> = Arc::new(std::iter::repeat_n(b'x', size).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
@@ -445,9 +516,11 @@ async fn main() {
 
     let mut raw_same = Vec::new();
     let mut http = Vec::new();
-    let mut ingress_cpu = Duration::ZERO;
+    let beam = beam_pid();
+    let (mut raw_cpu, mut http_cpu) = (CpuShare::default(), CpuShare::default());
     for round in 0..args.rounds {
         let requests = Arc::new(prepare_requests(args.requests, round * args.requests));
+        let before = cpu_snapshot(&ingress, beam);
         let phase = raw_phase(
             &format!("raw→wecom.contacts #{round}"),
             &channel,
@@ -457,11 +530,13 @@ async fn main() {
             args.concurrency,
         )
         .await;
+        let (i, b, c) = cpu_delta(before, cpu_snapshot(&ingress, beam));
+        raw_cpu.add(phase.ok + phase.errors, i, b, c);
         println!("{}", phase.line());
         raw_same.push(phase);
         purge(&channel, &[&contacts]).await;
 
-        let cpu_before = ingress.cpu_time();
+        let before = cpu_snapshot(&ingress, beam);
         let phase = ingress_phase(
             &format!("ingress #{round}"),
             &ingress.addr,
@@ -469,23 +544,28 @@ async fn main() {
             args.concurrency,
         )
         .await;
-        ingress_cpu += ingress.cpu_time() - cpu_before;
+        let (i, b, c) = cpu_delta(before, cpu_snapshot(&ingress, beam));
+        http_cpu.add(phase.ok + phase.errors, i, b, c);
         println!("{}", phase.line());
         http.push(phase);
+        if round == 0 {
+            let sample = channel
+                .basic_get(&contacts, lapin::options::BasicGetOptions::default())
+                .await
+                .unwrap()
+                .map_or(0, |m| m.delivery.data.len());
+            println!("(an ingress message body is {sample} bytes; raw bodies are {RAW_BODY_BYTES})");
+        }
         purge(&channel, &[&contacts]).await;
     }
+    println!("{}", raw_cpu.line("raw", "lapin publisher"));
+    println!("{}", http_cpu.line("ingress", "HTTP client"));
     // For reference: the same raw publisher into a classic durable queue.
     let raw_classic = vec![
         raw_phase("raw→classic", &channel, "", &classic, args.requests, args.concurrency).await,
     ];
     println!("{}", raw_classic[0].line());
     purge(&channel, &[&classic]).await;
-    let handled: usize = http.iter().map(|p| p.ok + p.errors).sum();
-    println!(
-        "ingress CPU: {:.1} µs per request ({:.2} s user+system for {handled} requests)",
-        ingress_cpu.as_secs_f64() * 1e6 / handled as f64,
-        ingress_cpu.as_secs_f64()
-    );
     let (rss, hwm) = ingress.rss_kib();
     report(&raw_same, &raw_classic, &http, rss_idle, rss, hwm);
     print_internal_means(&ingress.addr).await;

@@ -62,6 +62,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `INGRESS_WORKERS`: HTTP worker threads (default: one per CPU core).
     pub workers: Option<usize>,
+    /// `INGRESS_PUBLISH_CHANNELS`: confirm-mode AMQP channels publishes are spread over
+    /// (default 1).
+    pub publish_channels: usize,
     /// `LOG_FORMAT`: `json` (default) or `pretty`.
     pub log_format: LogFormat,
     /// `RUST_LOG` (default `info`).
@@ -111,6 +114,9 @@ impl Config {
                     .map_err(|reason| invalid("INGRESS_WORKERS", reason))
             })
             .transpose()?;
+        let publish_channels = parse_or(&get, "INGRESS_PUBLISH_CHANNELS", "1", |v: &str| {
+            positive(v).and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
+        })?;
         let log_format = parse_or(&get, "LOG_FORMAT", "json", |v: &str| {
             match v.trim().to_ascii_lowercase().as_str() {
                 "json" => Ok(LogFormat::Json),
@@ -131,6 +137,7 @@ impl Config {
             max_clock_skew,
             max_body_bytes,
             workers,
+            publish_channels,
             log_format,
             log_filter,
         })
@@ -213,6 +220,7 @@ mod tests {
             ("INGRESS_MAX_CLOCK_SKEW_SECS", "-1"),
             ("INGRESS_MAX_BODY_BYTES", "lots"),
             ("INGRESS_WORKERS", "0"),
+            ("INGRESS_PUBLISH_CHANNELS", "none"),
             ("LOG_FORMAT", "xml"),
             ("WECOM_ENCODING_AES_KEY", "short"),
         ] {

@@ -4,7 +4,7 @@ use anyhow::Context;
 use ingress::{Application, Config, telemetry};
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env().context("invalid configuration")?;
     telemetry::init(config.log_format, &config.log_filter)?;

@@ -56,6 +56,7 @@ impl Application {
             max_clock_skew,
             max_body_bytes,
             workers,
+            publish_channels,
             log_format: _,
             log_filter: _,
         } = config;
@@ -66,6 +67,7 @@ impl Application {
         let mut publisher_config =
             PublisherConfig::new(amqp_url, Topology::new(amqp_namespace), "daikai-ingress");
         publisher_config.confirm_timeout = publish_timeout;
+        publisher_config.channels = publish_channels;
         let publisher = Publisher::start(publisher_config)?;
         let shutting_down = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(State {
@@ -80,19 +82,10 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(middleware::from_fn(request_id::middleware))
-                .service(
-                    web::resource("/callback/suite/{suite_id}")
-                        .route(web::get().to(routes::verify_url))
-                        .route(web::post().to(routes::receive)),
-                )
-                .service(
-                    web::resource("/callback/app/{suite_id}/{corp_id}")
-                        .route(web::get().to(routes::verify_url))
-                        .route(web::post().to(routes::receive)),
-                )
                 .route("/healthz", web::get().to(routes::healthz))
                 .route("/readyz", web::get().to(routes::readyz))
                 .route("/metrics", web::get().to(routes::metrics))
+                .default_service(web::to(routes::callback))
         })
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
