@@ -278,7 +278,11 @@ impl Envelope {
 
     /// The JSON message body.
     pub fn to_json(&self) -> Result<Vec<u8>, EnvelopeError> {
-        Ok(serde_json::to_vec(self)?)
+        // The typed payload repeats most of the raw XML: size the buffer once for both.
+        let xml = self.raw_xml.as_ref().map_or(0, String::len);
+        let mut body = Vec::with_capacity(2 * xml + 512);
+        serde_json::to_writer(&mut body, self)?;
+        Ok(body)
     }
 
     /// Reads a message body, refusing other schema versions.

@@ -43,8 +43,8 @@ pub const DELIVERY_LIMIT: i64 = 20;
 pub const RETRY_DELAYS: [Duration; 4] = [
     Duration::from_secs(1),
     Duration::from_secs(10),
-    Duration::from_mins(1),
-    Duration::from_mins(10),
+    Duration::from_secs(60),
+    Duration::from_secs(600),
 ];
 
 /// Why declaring (or deleting) the topology failed.

@@ -74,7 +74,9 @@ pub async fn callback(
     };
     let started = Instant::now();
     let result = if post {
-        publish(&req, target, payload, &state).await.map(|()| "success".to_owned())
+        publish(&req, target, payload, &state)
+            .await
+            .map(|()| "success".to_owned())
     } else {
         echo(&req, target, &state)
     };
@@ -105,7 +107,10 @@ impl<'a> CallbackPath<'a> {
             "app" => Some(segments.next().filter(|s| !s.is_empty())?),
             _ => return None,
         };
-        segments.next().is_none().then_some(Self { suite_id, corp_id })
+        segments
+            .next()
+            .is_none()
+            .then_some(Self { suite_id, corp_id })
     }
 }
 
@@ -165,23 +170,7 @@ async fn publish(
         .publish(&envelope, request_id.as_str())
         .await
         .map_err(Failure::Unavailable)?;
-    state
-        .metrics
-        .confirm_seconds
-        .observe(confirm_started.elapsed().as_secs_f64());
-    state
-        .metrics
-        .published
-        .with_label_values(&[envelope.source.as_str(), &envelope.kind])
-        .inc();
-    tracing::debug!(
-        kind = %envelope.kind,
-        suite_id = %envelope.suite_id,
-        corp_id = envelope.corp_id.as_deref(),
-        message_id = %envelope.id,
-        dedupe_key = %envelope.dedupe_key,
-        "event published"
-    );
+    state.published(&envelope, confirm_started);
     Ok(())
 }
 
@@ -208,6 +197,25 @@ async fn read_body(
 }
 
 impl State {
+    /// Counts a confirmed event.
+    fn published(&self, envelope: &Envelope, confirm_started: Instant) {
+        self.metrics
+            .confirm_seconds
+            .observe(confirm_started.elapsed().as_secs_f64());
+        self.metrics
+            .published
+            .with_label_values(&[envelope.source.as_str(), &envelope.kind])
+            .inc();
+        tracing::debug!(
+            kind = %envelope.kind,
+            suite_id = %envelope.suite_id,
+            corp_id = envelope.corp_id.as_deref(),
+            message_id = %envelope.id,
+            dedupe_key = %envelope.dedupe_key,
+            "event published"
+        );
+    }
+
     fn finish(&self, route: Route, started: Instant, outcome: &str) {
         self.metrics
             .requests
@@ -239,18 +247,14 @@ impl State {
                     "callback rejected"
                 );
                 tracing::debug!(detail = ?rejection, "rejection detail");
-                let mut response = status;
-                response
-                    .content_type(ContentType::plaintext())
-                    .body(rejection.to_string())
+                plain(status, rejection.to_string())
             }
             Failure::Unavailable(error) => {
                 self.finish(route, started, "unavailable");
                 tracing::warn!(route = route.label(), %error, "event not published; answering 503");
-                HttpResponse::ServiceUnavailable()
-                    .content_type(ContentType::plaintext())
-                    .insert_header((header::RETRY_AFTER, "1"))
-                    .body("broker unavailable")
+                let mut unavailable = HttpResponse::ServiceUnavailable();
+                unavailable.insert_header((header::RETRY_AFTER, "1"));
+                plain(unavailable, "broker unavailable")
             }
         }
     }
@@ -264,21 +268,15 @@ impl State {
 
 /// `GET /healthz`: the process is alive.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::plaintext())
-        .body("ok")
+    plain(HttpResponse::Ok(), "ok")
 }
 
 /// `GET /readyz`: connected to the broker and not shutting down.
 pub async fn readyz(state: web::Data<State>) -> HttpResponse {
     if state.is_ready() {
-        HttpResponse::Ok()
-            .content_type(ContentType::plaintext())
-            .body("ready")
+        plain(HttpResponse::Ok(), "ready")
     } else {
-        HttpResponse::ServiceUnavailable()
-            .content_type(ContentType::plaintext())
-            .body("not ready")
+        plain(HttpResponse::ServiceUnavailable(), "not ready")
     }
 }
 
