@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 // Every callback allocates a few dozen short-lived buffers (body, plaintext, event, JSON); with
 // glibc's allocator that was ~12 % of the ingress's CPU in the load benchmark, with mimalloc a
-// third of it (docs/benchmarks-ingress.md).
+// third of it (docs/benchmarks.md, ingress section).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
