@@ -13,7 +13,9 @@ use bus::{BrokerUrl, Namespace};
 use secrecy::SecretString;
 use store::{Keyring, SecretError};
 use url::Url;
-use wecom::suite::{SuiteConfigError, Suites};
+pub use runtime::config::{ConfigError, LogFormat};
+use runtime::config::{invalid, parse_or, positive};
+use wecom::suite::Suites;
 
 /// Default `HEALTH_ADDR`.
 pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:9090";
@@ -21,34 +23,6 @@ pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:9090";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Default `AMQP_URL`: the local broker with the guest account.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-/// Why the configuration was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is unset or empty.
-    #[error("{0} is not set")]
-    Missing(&'static str),
-    /// A variable has a value that does not parse or is out of range.
-    #[error("{var}: {reason}")]
-    Invalid {
-        /// The environment variable.
-        var: &'static str,
-        /// What is wrong (never the value of a secret).
-        reason: String,
-    },
-    /// The suites configuration is missing or invalid.
-    #[error(transparent)]
-    Suites(#[from] SuiteConfigError),
-}
-
-/// Log output format (`LOG_FORMAT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One JSON object per line, for containers.
-    Json,
-    /// Human-readable, for a terminal.
-    Pretty,
-}
 
 /// Everything the auth worker needs to run.
 #[derive(Clone)]
@@ -170,13 +144,7 @@ impl Config {
                 ),
             ));
         }
-        let log_format = parse_or(&get, "LOG_FORMAT", "json", |v| {
-            match v.trim().to_ascii_lowercase().as_str() {
-                "json" => Ok(LogFormat::Json),
-                "pretty" | "text" => Ok(LogFormat::Pretty),
-                _ => Err("must be json or pretty".to_owned()),
-            }
-        })?;
+        let log_format = parse_or(&get, "LOG_FORMAT", "json", LogFormat::parse)?;
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         let suites = Suites::load(&lookup, read_file)?;
         Ok(Self {
@@ -206,30 +174,6 @@ fn keyring(get: &impl Fn(&str) -> Option<String>) -> Result<Keyring, ConfigError
     // Parse the active key alone first, so an error names the variable that holds the bad key.
     Keyring::parse(&active, "").map_err(|e| refused("DAIKAI_SECRET_KEY", e))?;
     Keyring::parse(&active, &previous).map_err(|e| refused("DAIKAI_SECRET_KEYS_PREVIOUS", e))
-}
-
-fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        var,
-        reason: reason.into(),
-    }
-}
-
-fn parse_or<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: &str,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    let value = get(var).unwrap_or_else(|| default.to_owned());
-    parse(&value).map_err(|reason| invalid(var, reason))
-}
-
-fn positive(value: &str) -> Result<u64, String> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err("must be a positive whole number".to_owned()),
-    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ mod lifecycle;
 pub mod metrics;
 mod notify;
 mod sweep;
-pub mod telemetry;
 mod ticket;
 
 pub use app::Application;

@@ -8,37 +8,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use bus::{BrokerUrl, Namespace};
-use wecom::suite::{SuiteConfigError, Suites};
+pub use runtime::config::{ConfigError, LogFormat};
+use runtime::config::{invalid, parse_or, positive};
+use wecom::suite::Suites;
 
 /// Default `INGRESS_ADDR`.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8080";
 /// Default `AMQP_URL`: the local broker with the guest account.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-
-/// Why the configuration was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A variable has a value that does not parse or is out of range.
-    #[error("{var}: {reason}")]
-    Invalid {
-        /// The environment variable.
-        var: &'static str,
-        /// What is wrong (never the value of a secret).
-        reason: String,
-    },
-    /// The suites configuration is missing or invalid.
-    #[error(transparent)]
-    Suites(#[from] SuiteConfigError),
-}
-
-/// Log output format (`LOG_FORMAT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One JSON object per line, for containers.
-    Json,
-    /// Human-readable, for a terminal.
-    Pretty,
-}
 
 /// Everything the ingress needs to run.
 #[derive(Debug, Clone)]
@@ -117,13 +94,7 @@ impl Config {
         let publish_channels = parse_or(&get, "INGRESS_PUBLISH_CHANNELS", "1", |v: &str| {
             positive(v).and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
         })?;
-        let log_format = parse_or(&get, "LOG_FORMAT", "json", |v: &str| {
-            match v.trim().to_ascii_lowercase().as_str() {
-                "json" => Ok(LogFormat::Json),
-                "pretty" | "text" => Ok(LogFormat::Pretty),
-                _ => Err("must be json or pretty".to_owned()),
-            }
-        })?;
+        let log_format = parse_or(&get, "LOG_FORMAT", "json", LogFormat::parse)?;
         let provider_corp_id = get("WECOM_PROVIDER_CORP_ID").map(|v| v.trim().to_owned());
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
         let suites = Suites::load(&lookup, read_file)?;
@@ -141,30 +112,6 @@ impl Config {
             log_format,
             log_filter,
         })
-    }
-}
-
-fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        var,
-        reason: reason.into(),
-    }
-}
-
-fn parse_or<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: &str,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    let value = get(var).unwrap_or_else(|| default.to_owned());
-    parse(&value).map_err(|reason| invalid(var, reason))
-}
-
-fn positive(value: &str) -> Result<u64, String> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err("must be a positive whole number".to_owned()),
     }
 }
 

@@ -9,7 +9,7 @@
 //! - [`callback`]: authentication of a callback (signature, freshness, decryption, receiveid).
 //! - [`routes`]: the HTTP routes and how outcomes map to status codes, metrics and logs.
 //! - [`startup`]: [`Application::build`] and [`Application::run_until_stopped`].
-//! - [`metrics`], [`request_id`], [`telemetry`]: observability.
+//! - [`metrics`], [`request_id`]: observability (logging setup is in the `runtime` crate).
 
 pub mod callback;
 pub mod config;
@@ -17,7 +17,6 @@ pub mod metrics;
 pub mod request_id;
 pub mod routes;
 pub mod startup;
-pub mod telemetry;
 
 pub use config::{Config, ConfigError, LogFormat};
 pub use startup::Application;

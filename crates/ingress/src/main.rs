@@ -1,7 +1,8 @@
 //! `daikai-ingress`: read the configuration, serve until SIGINT/SIGTERM, drain, exit.
 
 use anyhow::Context;
-use ingress::{Application, Config, telemetry};
+use ingress::{Application, Config};
+use runtime::{shutdown::cancel_on_signal, telemetry};
 use tokio_util::sync::CancellationToken;
 
 // Every callback allocates a few dozen short-lived buffers (body, plaintext, event, JSON); with
@@ -19,31 +20,6 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(config.log_format, &config.log_filter)?;
     let app = Application::build(config)?;
     let shutdown = CancellationToken::new();
-    tokio::spawn(signal_to(shutdown.clone()));
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
     app.run_until_stopped(shutdown).await
-}
-
-/// Cancels `shutdown` on the first SIGINT or SIGTERM.
-async fn signal_to(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(error) => {
-                    tracing::error!(%error, "cannot listen for SIGTERM; only SIGINT will stop");
-                    drop(ctrl_c.await);
-                    shutdown.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    drop(ctrl_c.await);
-    shutdown.cancel();
 }

@@ -2,6 +2,7 @@
 //! file; serves until SIGINT/SIGTERM. Everything else lives in the library.
 
 use anyhow::Context as _;
+use runtime::{LogFormat, shutdown::cancel_on_signal, telemetry};
 use tokio_util::sync::CancellationToken;
 use wecom_sim::config::{SimConfig, USAGE};
 
@@ -12,7 +13,7 @@ async fn main() -> anyhow::Result<()> {
         print!("{USAGE}");
         return Ok(());
     }
-    init_tracing();
+    init_tracing()?;
     let config = SimConfig::load(
         &args,
         |name| std::env::var(name).ok(),
@@ -26,39 +27,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// `RUST_LOG` filters (default `info`); `LOG_FORMAT=json` for containers, else pretty.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-async fn cancel_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(term) => term,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops wecom-sim");
-                let _ = ctrl_c.await;
-                shutdown.cancel();
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
-    shutdown.cancel();
+fn init_tracing() -> anyhow::Result<()> {
+    let format = match std::env::var("LOG_FORMAT") {
+        Ok(value) => LogFormat::parse(&value).map_err(|e| anyhow::anyhow!("LOG_FORMAT: {e}"))?,
+        Err(_) => LogFormat::Pretty,
+    };
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    telemetry::init(format, &filter)
 }

@@ -1,7 +1,6 @@
-//! Logging setup for the binary: JSON lines (with the message span, hence the correlation id of
-//! the ingress request that caused it) or pretty text, filtered by `RUST_LOG`. Libraries only
-//! emit `tracing` events; installing the global subscriber is the binary's job, done once in
-//! `main`.
+//! Logging setup for a service binary: JSON lines (with the current span, hence the request or
+//! correlation id) or pretty text, filtered by `RUST_LOG`. Libraries only emit `tracing` events;
+//! installing the global subscriber is the binary's job, done once in `main`.
 
 use tracing_subscriber::EnvFilter;
 
