@@ -10,11 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use bus::{BrokerUrl, Namespace};
+pub use runtime::config::{ConfigError, LogFormat};
+use runtime::config::{invalid, parse_or, positive};
 use secrecy::SecretString;
 use store::{Keyring, SecretError};
 use url::Url;
-pub use runtime::config::{ConfigError, LogFormat};
-use runtime::config::{invalid, parse_or, positive};
 use wecom::suite::Suites;
 
 /// Default `HEALTH_ADDR`.
