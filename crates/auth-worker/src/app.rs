@@ -40,6 +40,8 @@ pub struct Application {
     publisher: Publisher,
     pool: PgPool,
     metrics: Metrics,
+    /// The configured suites, for the ticket-missing gauge.
+    suite_ids: Vec<String>,
     sweep_interval: Duration,
 }
 
@@ -113,6 +115,7 @@ impl Application {
             publisher,
             pool,
             metrics,
+            suite_ids: config.suites.iter().map(|s| s.suite_id.clone()).collect(),
             sweep_interval: config.sweep_interval,
         })
     }
@@ -140,6 +143,7 @@ impl Application {
         let sweeper = tokio::spawn(sweep::run(
             self.pool.clone(),
             self.metrics.clone(),
+            self.suite_ids,
             self.sweep_interval,
             sweep_stop.clone(),
         ));

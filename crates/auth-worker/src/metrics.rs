@@ -22,6 +22,8 @@ pub struct Metrics {
     pub message_duration: HistogramVec,
     /// `daikai_suite_ticket_age_seconds{suite_id}`: now minus the stored ticket's WeCom time.
     pub ticket_age: IntGaugeVec,
+    /// `daikai_suite_ticket_missing{suite_id}`: 1 while a configured suite has no stored ticket.
+    pub ticket_missing: IntGaugeVec,
     /// `daikai_suite_tickets_total{suite_id, result}`: `stored` or `ignored_older`.
     pub tickets: IntCounterVec,
     /// `daikai_auth_code_exchanges_total{kind, api}`: successful exchanges (`v2` or `v1`).
@@ -59,6 +61,13 @@ impl Metrics {
             Opts::new(
                 "daikai_suite_ticket_age_seconds",
                 "Age of the newest stored suite_ticket (alert above 1200: WeCom pushes every 600)",
+            ),
+            &["suite_id"],
+        )?;
+        let ticket_missing = IntGaugeVec::new(
+            Opts::new(
+                "daikai_suite_ticket_missing",
+                "1 while a configured suite has no stored suite_ticket (alert: no suite token possible)",
             ),
             &["suite_id"],
         )?;
@@ -101,6 +110,7 @@ impl Metrics {
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(message_duration.clone()))?;
         registry.register(Box::new(ticket_age.clone()))?;
+        registry.register(Box::new(ticket_missing.clone()))?;
         registry.register(Box::new(tickets.clone()))?;
         registry.register(Box::new(exchanges.clone()))?;
         registry.register(Box::new(auth_code_failures.clone()))?;
@@ -111,6 +121,7 @@ impl Metrics {
             messages,
             message_duration,
             ticket_age,
+            ticket_missing,
             tickets,
             exchanges,
             auth_code_failures,

@@ -6,7 +6,9 @@
 //!   is atomic, so each code is reported by exactly one of them.
 //! - The suite-ticket age gauge is refreshed from the database (so every replica reports the
 //!   same age, whichever consumed the push), and a suite whose newest ticket is older than
-//!   [`STALE_TICKET`] is logged once when it becomes stale and once when it recovers.
+//!   [`STALE_TICKET`] is logged once when it becomes stale and once when it recovers. A configured
+//!   suite with no ticket at all has no age: `daikai_suite_ticket_missing` says so instead (1),
+//!   so a template callback URL that never worked is as visible as one that stopped working.
 
 use std::collections::BTreeSet;
 
@@ -24,6 +26,7 @@ pub const STALE_TICKET: TimeDelta = TimeDelta::minutes(20);
 pub(crate) async fn run(
     pool: PgPool,
     metrics: Metrics,
+    suite_ids: Vec<String>,
     interval: std::time::Duration,
     shutdown: CancellationToken,
 ) {
@@ -38,7 +41,7 @@ pub(crate) async fn run(
         if let Err(error) = sweep_auth_codes(&pool, &metrics).await {
             tracing::warn!(%error, "expired AuthCode sweep failed");
         }
-        if let Err(error) = refresh_ticket_ages(&pool, &metrics, &mut stale).await {
+        if let Err(error) = refresh_ticket_ages(&pool, &metrics, &suite_ids, &mut stale).await {
             tracing::warn!(%error, "suite ticket age refresh failed");
         }
     }
@@ -68,14 +71,26 @@ pub(crate) async fn sweep_auth_codes(
     Ok(())
 }
 
-/// Sets `daikai_suite_ticket_age_seconds` per suite and logs stale transitions.
+/// Sets `daikai_suite_ticket_age_seconds` per stored suite, `daikai_suite_ticket_missing` per
+/// configured suite, and logs stale transitions.
 pub(crate) async fn refresh_ticket_ages(
     pool: &PgPool,
     metrics: &Metrics,
+    suite_ids: &[String],
     stale: &mut BTreeSet<String>,
 ) -> Result<(), store::StoreError> {
     let mut conn = pool.acquire().await?;
-    for status in store::suites::ticket_statuses(&mut conn).await? {
+    let statuses = store::suites::ticket_statuses(&mut conn).await?;
+    for suite_id in suite_ids {
+        let has_ticket = statuses
+            .iter()
+            .any(|s| s.suite_id.as_str() == suite_id && s.wecom_time.is_some());
+        metrics
+            .ticket_missing
+            .with_label_values(&[suite_id.as_str()])
+            .set(i64::from(!has_ticket));
+    }
+    for status in statuses {
         let Some(wecom_time) = status.wecom_time else {
             continue;
         };

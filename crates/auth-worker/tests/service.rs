@@ -29,6 +29,14 @@ async fn probes_and_metrics_answer_on_the_health_address() {
     .await;
     assert_eq!(body, "consuming=true publisher=true database=true\n");
 
+    // Before any ticket the suite is reported missing, not silently absent.
+    let missing = format!("daikai_suite_ticket_missing{{suite_id=\"{SUITE_ID}\"}}");
+    wait_for("the missing ticket is exported", || async {
+        let (_, text) = get(worker.health, "/metrics").await;
+        text.contains(&format!("{missing} 1")).then_some(())
+    })
+    .await;
+
     h.deliver_ticket().await;
     // The sweep (every second in tests) turns the stored ticket into the age gauge.
     let metrics = wait_for("the ticket age is exported", || async {
@@ -42,6 +50,7 @@ async fn probes_and_metrics_answer_on_the_health_address() {
     assert!(
         metrics.contains("daikai_auth_messages_total{kind=\"suite_ticket\",outcome=\"acked\"} 1")
     );
+    assert!(metrics.contains(&format!("{missing} 0")), "{metrics}");
     worker.stop().await;
     h.close().await;
 }
