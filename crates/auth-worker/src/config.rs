@@ -119,15 +119,10 @@ impl Config {
         let health_addr = parse_or(&get, "HEALTH_ADDR", DEFAULT_HEALTH_ADDR, |v| {
             v.trim().parse::<SocketAddr>().map_err(|e| e.to_string())
         })?;
-        let database_max_connections = parse_or(&get, "DATABASE_MAX_CONNECTIONS", "20", |v| {
-            positive(v).and_then(|n| u32::try_from(n).map_err(|e| e.to_string()))
-        })?;
-        let prefetch = parse_or(&get, "AUTH_WORKER_PREFETCH", "8", |v| {
-            positive(v).and_then(|n| u16::try_from(n).map_err(|e| e.to_string()))
-        })?;
-        let max_attempts = parse_or(&get, "AUTH_WORKER_MAX_ATTEMPTS", "5", |v| {
-            positive(v).and_then(|n| u32::try_from(n).map_err(|e| e.to_string()))
-        })?;
+        let database_max_connections =
+            parse_or(&get, "DATABASE_MAX_CONNECTIONS", "20", positive::<u32>)?;
+        let prefetch = parse_or(&get, "AUTH_WORKER_PREFETCH", "8", positive::<u16>)?;
+        let max_attempts = parse_or(&get, "AUTH_WORKER_MAX_ATTEMPTS", "5", positive::<u32>)?;
         let publish_timeout = parse_or(&get, "AUTH_WORKER_PUBLISH_TIMEOUT_MS", "5000", |v| {
             positive(v).map(Duration::from_millis)
         })?;

@@ -81,19 +81,11 @@ impl Config {
                 .map(|secs| (secs > 0).then(|| Duration::from_secs(secs)))
                 .map_err(|_| "must be a whole number of seconds (0 disables)".to_owned())
         })?;
-        let max_body_bytes = parse_or(&get, "INGRESS_MAX_BODY_BYTES", "65536", |v: &str| {
-            positive(v).and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
-        })?;
+        let max_body_bytes = parse_or(&get, "INGRESS_MAX_BODY_BYTES", "65536", positive::<usize>)?;
         let workers = get("INGRESS_WORKERS")
-            .map(|v| {
-                positive(&v)
-                    .and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
-                    .map_err(|reason| invalid("INGRESS_WORKERS", reason))
-            })
+            .map(|v| positive::<usize>(&v).map_err(|reason| invalid("INGRESS_WORKERS", reason)))
             .transpose()?;
-        let publish_channels = parse_or(&get, "INGRESS_PUBLISH_CHANNELS", "1", |v: &str| {
-            positive(v).and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
-        })?;
+        let publish_channels = parse_or(&get, "INGRESS_PUBLISH_CHANNELS", "1", positive::<usize>)?;
         let log_format = parse_or(&get, "LOG_FORMAT", "json", LogFormat::parse)?;
         let provider_corp_id = get("WECOM_PROVIDER_CORP_ID").map(|v| v.trim().to_owned());
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());

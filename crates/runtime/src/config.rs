@@ -62,10 +62,10 @@ pub fn parse_or<T>(
     parse(&value).map_err(|reason| invalid(var, reason))
 }
 
-/// A whole number above zero.
-pub fn positive(value: &str) -> Result<u64, String> {
+/// A whole number above zero that fits `T`.
+pub fn positive<T: TryFrom<u64>>(value: &str) -> Result<T, String> {
     match value.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
+        Ok(n) if n > 0 => T::try_from(n).map_err(|_| "is too large".to_owned()),
         _ => Err("must be a positive whole number".to_owned()),
     }
 }
@@ -77,7 +77,7 @@ mod tests {
     #[test]
     fn errors_name_the_variable_not_the_value() {
         let get = |_: &str| Some("s3cret".to_owned());
-        let err = parse_or(&get, "SOME_LIMIT", "1", positive).unwrap_err();
+        let err = parse_or(&get, "SOME_LIMIT", "1", positive::<u64>).unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("SOME_LIMIT:"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
@@ -86,13 +86,14 @@ mod tests {
     #[test]
     fn default_applies_when_unset() {
         let get = |_: &str| None;
-        assert_eq!(parse_or(&get, "X", "7", positive).unwrap(), 7);
+        assert_eq!(parse_or(&get, "X", "7", positive::<u64>).unwrap(), 7);
     }
 
     #[test]
     fn zero_is_not_positive() {
-        assert!(positive("0").is_err());
-        assert!(positive(" 3 ").is_ok());
+        assert!(positive::<u64>("0").is_err());
+        assert!(positive::<u64>(" 3 ").is_ok());
+        assert!(positive::<u16>("70000").is_err());
     }
 
     #[test]
