@@ -6,7 +6,6 @@ use sqlx::PgConnection;
 
 use crate::error::StoreError;
 use crate::ids::{CorpId, SuiteId};
-use crate::sealed::from_columns;
 use crate::secret::{SecretBox, SecretContext, sha256};
 use crate::suites::CachedToken;
 use crate::tenants::TenantStatus;
@@ -47,18 +46,8 @@ pub(crate) async fn corp_token_row(
     .await?;
     row.map(
         |(status, ciphertext, nonce, key_id, expires_at, refreshed_at, now)| {
-            let token = match (
-                from_columns(ciphertext, nonce, key_id),
-                expires_at,
-                refreshed_at,
-            ) {
-                (Some(sealed), Some(expires_at), Some(refreshed_at)) => Some(CachedToken {
-                    sealed,
-                    expires_at,
-                    refreshed_at,
-                }),
-                _ => None,
-            };
+            let token =
+                CachedToken::from_columns(ciphertext, nonce, key_id, expires_at, refreshed_at);
             Ok(CorpTokenRow {
                 status: TenantStatus::parse(&status)?,
                 token,

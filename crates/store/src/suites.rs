@@ -189,6 +189,23 @@ pub(crate) struct CachedToken {
     pub(crate) refreshed_at: DateTime<Utc>,
 }
 
+impl CachedToken {
+    /// The cached token from its nullable columns; `None` unless all of them are set.
+    pub(crate) fn from_columns(
+        ciphertext: Option<Vec<u8>>,
+        nonce: Option<Vec<u8>>,
+        key_id: Option<String>,
+        expires_at: Option<DateTime<Utc>>,
+        refreshed_at: Option<DateTime<Utc>>,
+    ) -> Option<Self> {
+        Some(Self {
+            sealed: from_columns(ciphertext, nonce, key_id)?,
+            expires_at: expires_at?,
+            refreshed_at: refreshed_at?,
+        })
+    }
+}
+
 /// What the suite-token path needs from a `suites` row.
 #[derive(Debug)]
 pub(crate) struct SuiteTokenRow {
@@ -225,20 +242,9 @@ pub(crate) async fn suite_token_row(
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.map(
-        |(ciphertext, nonce, key_id, expires_at, refreshed_at, now)| {
-            let token = match (
-                from_columns(ciphertext, nonce, key_id),
-                expires_at,
-                refreshed_at,
-            ) {
-                (Some(sealed), Some(expires_at), Some(refreshed_at)) => Some(CachedToken {
-                    sealed,
-                    expires_at,
-                    refreshed_at,
-                }),
-                _ => None,
-            };
-            SuiteTokenRow { token, now }
+        |(ciphertext, nonce, key_id, expires_at, refreshed_at, now)| SuiteTokenRow {
+            token: CachedToken::from_columns(ciphertext, nonce, key_id, expires_at, refreshed_at),
+            now,
         },
     ))
 }
