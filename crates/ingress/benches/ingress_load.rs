@@ -130,7 +130,10 @@ async fn start_ingress(topology: &Topology) -> Ingress {
         .local_addr()
         .unwrap()
         .to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_daikai-ingress"))
+    // DAIKAI_INGRESS_BINARY runs another build (e.g. to compare two versions on one machine).
+    let binary = std::env::var("DAIKAI_INGRESS_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_daikai-ingress").to_owned());
+    let child = Command::new(binary)
         .env_clear()
         .env("INGRESS_ADDR", &addr)
         .env("AMQP_URL", amqp_url())

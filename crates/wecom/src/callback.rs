@@ -150,8 +150,10 @@ fn parse_xml(text: &str) -> Result<EncryptedEnvelope, CryptoError> {
                 store_field(&mut fields, current.as_deref(), &text);
             }
             XmlEvent::CData(c) => {
-                let text = String::from_utf8_lossy(&c);
-                store_field(&mut fields, current.as_deref(), &text);
+                // A slice of `text`, so valid UTF-8 unless it splits a character.
+                let text = std::str::from_utf8(&c)
+                    .map_err(|_| CryptoError::ParseXml("invalid UTF-8 in CDATA".into()))?;
+                store_field(&mut fields, current.as_deref(), text);
             }
             XmlEvent::DocType(_) => return Err(CryptoError::ParseXml("DTD refused".into())),
             XmlEvent::Eof => break,
