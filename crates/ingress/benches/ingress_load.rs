@@ -24,7 +24,8 @@
 //! ```
 //!
 //! `INGRESS_*` and `RUST_LOG` variables set for the bench are passed to the ingress
-//! (e.g. `INGRESS_WORKERS=1`).
+//! (e.g. `INGRESS_WORKERS=1`). `DAIKAI_INGRESS_BINARY=/path/to/daikai-ingress` runs another build
+//! instead of this one, to compare two versions on the same machine.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
 
@@ -130,7 +131,6 @@ async fn start_ingress(topology: &Topology) -> Ingress {
         .local_addr()
         .unwrap()
         .to_string();
-    // DAIKAI_INGRESS_BINARY runs another build (e.g. to compare two versions on one machine).
     let binary = std::env::var("DAIKAI_INGRESS_BINARY")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_daikai-ingress").to_owned());
     let child = Command::new(binary)
