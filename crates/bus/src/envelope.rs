@@ -2,9 +2,16 @@
 //!
 //! One shape for WeCom pushes (published by the ingress) and internal events (published by the
 //! workers), so a consumer reads `kind` and a typed payload and never touches WeCom XML. The
-//! `dedupe_key` is what makes duplicates harmless: WeCom retries a push it did not see answered,
-//! byte for byte, so `sha256(receiveid ‖ plaintext)` is the same for every retry and different for
-//! every distinct event — even two events in the same second (PITFALLS 13).
+//! `dedupe_key` is what makes WeCom's retries harmless: WeCom retries a push it did not see
+//! answered, byte for byte, so `sha256(receiveid ‖ plaintext)` is the same for every retry
+//! (PITFALLS 13).
+//!
+//! The key identifies identical *text*, not a distinct push. Two different pushes whose plaintext
+//! is identical (two `change_auth` for the same corp within one second, e.g. the app disabled and
+//! enabled again; WeCom's `TimeStamp` has one-second resolution) get the same key. So a consumer
+//! may use the key only to guard an effect that must happen at most once (the AuthCode exchange);
+//! an effect that settles to WeCom's current state (re-reading the app's authorization on
+//! `change_auth`) must run again when a message arrives with a key it has already seen.
 
 use std::fmt;
 
@@ -16,6 +23,25 @@ use wecom::event::Event;
 
 /// The envelope schema this crate writes. Bump it on an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The longest routing key (and AMQP `type`) AMQP can carry: both are short strings. A longer
+/// one does not fail one publish, it makes a malformed frame that closes the whole connection.
+pub const MAX_ROUTING_KEY_LEN: usize = 255;
+
+/// `kind` made safe for a routing key segment and the AMQP `type` property: ASCII letters
+/// lowercased, `a-z 0-9 _ - .` kept, every other character replaced by `_`, and cut so that
+/// `{source}.{kind}` fits in [`MAX_ROUTING_KEY_LEN`] bytes. Kinds come from WeCom's XML
+/// (`Event`, `MsgType`, `ChangeType`, `InfoType`), so nothing bounds them otherwise.
+pub fn safe_kind(source: Source, kind: &str) -> String {
+    let room = MAX_ROUTING_KEY_LEN - source.as_str().len() - 1;
+    kind.chars()
+        .take(room)
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '_' | '-' | '.') => c,
+            _ => '_',
+        })
+        .collect()
+}
 
 /// Why a message body is not an envelope this crate can read.
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +86,9 @@ impl fmt::Display for Source {
     }
 }
 
-/// Hex SHA-256 identifying an event independently of its delivery: equal for WeCom's retries of
-/// one push, different for distinct pushes. Consumers record it in their inbox.
+/// Hex SHA-256 of a push's text, independent of its delivery: equal for WeCom's retries of one
+/// push, and also for distinct pushes with identical text (see the module docs for what a
+/// consumer may guard with it). Consumers record it in their inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct DedupeKey(String);
@@ -179,7 +206,7 @@ pub struct Envelope {
     pub schema: u32,
     /// Unique per message (UUID v7, so ids sort by creation time); the AMQP `message_id`.
     pub id: Uuid,
-    /// Same for retries of one event, different for distinct events.
+    /// Same for retries of one push (and for distinct pushes with identical text).
     pub dedupe_key: DedupeKey,
     /// When the ingress (or worker) received or created it.
     pub received_at: DateTime<Utc>,
@@ -190,7 +217,8 @@ pub struct Envelope {
     pub corp_id: Option<String>,
     /// Where it came from.
     pub source: Source,
-    /// `suite_ticket`, `change_contact.update_user`, `tenant.activated`, `unknown`, …
+    /// `suite_ticket`, `change_contact.update_user`, `tenant.activated`, `unknown`, … (made safe
+    /// for a routing key by the constructors: [`safe_kind`]).
     pub kind: String,
     /// The typed event.
     pub payload: Payload,
@@ -230,7 +258,7 @@ impl Envelope {
             suite_id: origin.suite_id.to_owned(),
             corp_id,
             source: origin.source,
-            kind: event.kind(),
+            kind: safe_kind(origin.source, &event.kind()),
             payload: Payload::Wecom(event),
             raw_xml: Some(plaintext),
         }
@@ -255,9 +283,16 @@ impl Envelope {
         }
     }
 
-    /// `{source}.{kind}`, e.g. `suite.create_auth`, `app.change_contact.update_user`.
+    /// `{source}.{kind}`, e.g. `suite.create_auth`, `app.change_contact.update_user`; the kind
+    /// made safe ([`safe_kind`]), so the key is at most [`MAX_ROUTING_KEY_LEN`] bytes.
     pub fn routing_key(&self) -> String {
-        format!("{}.{}", self.source, self.kind)
+        format!("{}.{}", self.source, self.amqp_type())
+    }
+
+    /// The AMQP `type` property: the kind made safe ([`safe_kind`]). Equal to `kind` for every
+    /// envelope built by [`Envelope::from_callback`] or [`Envelope::internal`].
+    pub fn amqp_type(&self) -> String {
+        safe_kind(self.source, &self.kind)
     }
 
     /// The WeCom event, if this envelope carries one.
@@ -375,6 +410,32 @@ mod tests {
         assert_eq!(value["raw_xml"], ticket_xml());
         assert!(value.get("corp_id").is_none());
         assert_eq!(Envelope::from_json(&json).unwrap(), env);
+    }
+
+    #[test]
+    fn kinds_from_the_xml_are_made_safe_for_routing_keys() {
+        assert_eq!(
+            safe_kind(Source::App, "change_contact.update_user"),
+            "change_contact.update_user"
+        );
+        assert_eq!(
+            safe_kind(Source::App, "event.Odd Ünï/#*-1"),
+            "event.odd__n____-1"
+        );
+        let long = format!("event.{}", "é".repeat(400));
+        for source in [Source::Suite, Source::App, Source::Internal] {
+            let kind = safe_kind(source, &long);
+            assert_eq!(format!("{source}.{kind}").len(), MAX_ROUTING_KEY_LEN);
+        }
+        let mut env = Envelope::from_callback(
+            origin(Source::Suite),
+            ticket_xml().into(),
+            Event::parse(ticket_xml()).unwrap(),
+        );
+        env.kind = "a b".repeat(200);
+        assert!(env.routing_key().starts_with("suite.a_ba_b"));
+        assert_eq!(env.routing_key().len(), MAX_ROUTING_KEY_LEN);
+        assert_eq!(env.amqp_type().len(), MAX_ROUTING_KEY_LEN - "suite.".len());
     }
 
     #[test]

@@ -23,8 +23,8 @@ pub use connection::{
     Backoff, BrokerUrl, ConnectError, ConnectionLost, connect, connect_with_backoff,
 };
 pub use envelope::{
-    CallbackOrigin, DedupeKey, Envelope, EnvelopeError, Payload, SCHEMA_VERSION, Source, Tenant,
-    TenantEvent, TenantStatus,
+    CallbackOrigin, DedupeKey, Envelope, EnvelopeError, MAX_ROUTING_KEY_LEN, Payload,
+    SCHEMA_VERSION, Source, Tenant, TenantEvent, TenantStatus, safe_kind,
 };
 pub use publisher::{Outgoing, PublishError, Publisher, PublisherConfig, StartError};
 pub use topology::{Namespace, QueueNames, RetryQueue, Topology, TopologyError, WorkQueue};

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{Backoff, BrokerUrl, ConnectionLost, connect};
-use crate::envelope::{Envelope, EnvelopeError};
+use crate::envelope::{Envelope, EnvelopeError, MAX_ROUTING_KEY_LEN};
 use crate::topology::{Topology, TopologyError};
 
 /// Why a publish is not known to be durable.
@@ -44,6 +44,10 @@ pub enum PublishError {
     /// The envelope could not be serialized.
     #[error(transparent)]
     Encode(#[from] EnvelopeError),
+    /// The routing key is longer than AMQP allows ([`MAX_ROUTING_KEY_LEN`] bytes); sending it
+    /// would close the connection for every publish sharing it.
+    #[error("routing key of {0} bytes is longer than AMQP allows ({MAX_ROUTING_KEY_LEN})")]
+    RoutingKeyTooLong(usize),
 }
 
 /// Why the publisher could not start.
@@ -185,19 +189,25 @@ impl Publisher {
         let body = envelope.to_json()?;
         let routing_key = envelope.routing_key();
         let message_id = envelope.id.to_string();
+        let kind = envelope.amqp_type();
         let outgoing = Outgoing {
             exchange: &self.inner.topology.events_exchange,
             routing_key: &routing_key,
             message_id: &message_id,
             correlation_id,
-            kind: &envelope.kind,
+            kind: &kind,
         };
         self.publish_raw(outgoing, &body).await
     }
 
     /// Publishes any body (e.g. a retry or dead letter) with the same guarantees as
-    /// [`Publisher::publish`]: persistent, JSON, confirmed within the timeout.
+    /// [`Publisher::publish`]: persistent, JSON, confirmed within the timeout. A routing key over
+    /// [`MAX_ROUTING_KEY_LEN`] bytes is refused; `message_id`, `correlation_id` and `kind` are cut
+    /// to that length (AMQP short strings).
     pub async fn publish_raw(&self, msg: Outgoing<'_>, body: &[u8]) -> Result<(), PublishError> {
+        if msg.routing_key.len() > MAX_ROUTING_KEY_LEN {
+            return Err(PublishError::RoutingKeyTooLong(msg.routing_key.len()));
+        }
         let timeout = self.inner.confirm_timeout;
         let deadline = Instant::now() + timeout;
         let link = self
@@ -209,9 +219,9 @@ impl Publisher {
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
-            .with_message_id(msg.message_id.into())
-            .with_correlation_id(msg.correlation_id.into())
-            .with_type(msg.kind.into());
+            .with_message_id(short(msg.message_id).into())
+            .with_correlation_id(short(msg.correlation_id).into())
+            .with_type(short(msg.kind).into());
         let send = link.channel().basic_publish(
             msg.exchange,
             msg.routing_key,
@@ -341,6 +351,15 @@ async fn open_channels(
         channels.push(channel);
     }
     Ok(channels)
+}
+
+/// `text` cut to an AMQP short string (at most 255 bytes, on a character boundary).
+fn short(text: &str) -> &str {
+    let mut end = text.len().min(MAX_ROUTING_KEY_LEN);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 async fn close_quietly(connection: &Connection) {

@@ -279,3 +279,108 @@ async fn publisher_never_connected_is_not_ready() {
     ));
     publisher.close().await;
 }
+
+/// An app push whose `Event` is 300+ characters with odd ones among them, as WeCom (or anyone
+/// with the app's key) could send.
+fn envelope_with_an_outsized_kind() -> Envelope {
+    let name = format!("Odd Ünï/#*{}", "X".repeat(320));
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[wwcorp]]></ToUserName><MsgType><![CDATA[event]]></MsgType>\
+         <Event><![CDATA[{name}]]></Event><CreateTime>1700000000</CreateTime></xml>"
+    );
+    let event = wecom::event::Event::parse(&xml).unwrap();
+    assert!(event.kind().len() > 300);
+    let origin = bus::CallbackOrigin {
+        source: bus::Source::App,
+        suite_id: "dk1",
+        corp_id: Some("wwcorp"),
+        receive_id: "wwcorp",
+    };
+    Envelope::from_callback(origin, xml, event)
+}
+
+#[tokio::test]
+async fn an_outsized_or_odd_kind_is_published_and_the_connection_survives() {
+    let (_conn, channel) = inspector().await;
+    let topology = Topology::new(test_namespace());
+    let publisher = Publisher::start(config(
+        &amqp_url(),
+        topology.clone(),
+        Duration::from_secs(5),
+    ))
+    .unwrap();
+    assert!(publisher.wait_ready(Duration::from_secs(30)).await);
+
+    // Built from the XML: 300+ characters, spaces, '/', '#', '*' and non-ASCII.
+    let long = envelope_with_an_outsized_kind();
+    let result = publisher.publish(&long, "req-long").await;
+    assert!(result.is_ok(), "{result:?}");
+    // A kind set by hand after construction is made safe on the way out too.
+    let mut odd = tenant_event("odd");
+    odd.kind = format!("Tenant Ödd/kind #{}", "y".repeat(400));
+    let result = publisher.publish(&odd, "req-odd").await;
+    assert!(result.is_ok(), "{result:?}");
+
+    // A raw publish with an outsized routing key is refused before it reaches the wire.
+    let key = "k".repeat(300);
+    let outgoing = Outgoing {
+        exchange: &topology.events_exchange,
+        routing_key: &key,
+        message_id: &"m".repeat(300),
+        correlation_id: "r",
+        kind: "test",
+    };
+    let result = publisher.publish_raw(outgoing, b"{}").await;
+    assert!(
+        matches!(result, Err(PublishError::RoutingKeyTooLong(300))),
+        "{result:?}"
+    );
+
+    // The shared connection is still up, and a normal publish right after goes through.
+    assert!(publisher.is_ready());
+    publisher
+        .publish(&tenant_event("after"), "r")
+        .await
+        .unwrap();
+    let contacts = &topology.queue(WorkQueue::Contacts).work;
+    let message = get(&channel, contacts)
+        .await
+        .expect("the normal event arrives");
+    let got = Envelope::from_json(&message.delivery.data).unwrap();
+    assert_eq!(got.corp_id.as_deref(), Some("after"));
+
+    // Both odd events reached the unrouted queue with keys and types within the AMQP limit and
+    // of the safe characters only.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let message = get(&channel, &topology.unrouted_queue)
+            .await
+            .expect("the odd events are kept in wecom.unrouted");
+        let key = message.delivery.routing_key.as_str().to_owned();
+        let kind = message
+            .delivery
+            .properties
+            .kind()
+            .as_ref()
+            .map(|k| k.as_str().to_owned())
+            .unwrap();
+        for text in [&key, &kind] {
+            assert!(text.len() <= 255, "{} bytes: {text}", text.len());
+            assert!(
+                text.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'_' | b'-' | b'.')),
+                "{text}"
+            );
+        }
+        seen.push(key);
+    }
+    assert!(seen[0].starts_with("app.event.odd_"), "{}", seen[0]);
+    assert!(
+        seen[1].starts_with("internal.tenant__dd_kind__y"),
+        "{}",
+        seen[1]
+    );
+    publisher.close().await;
+    topology.delete(&channel).await.unwrap();
+}
