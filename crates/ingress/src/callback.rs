@@ -2,7 +2,8 @@
 //!
 //! This is the only place a callback becomes trusted. The steps, in order:
 //! 1. the suite in the path must be configured (404 otherwise);
-//! 2. the signature over the exact `Encrypt` text (or percent-decoded `echostr`) must match;
+//! 2. the query must carry `msg_signature`, a `timestamp` that is a number, and `nonce`;
+//!    the signature over the exact `Encrypt` text (or percent-decoded `echostr`) must match;
 //! 3. the signed `timestamp` must be within `INGRESS_MAX_CLOCK_SKEW_SECS` of now (replays);
 //! 4. the ciphertext must decrypt and unframe;
 //! 5. the receiveid inside the plaintext must be one this URL accepts.
@@ -73,6 +74,11 @@ impl Route {
 }
 
 /// Why a callback request is refused. Each maps to one status and one metric cause.
+///
+/// The `Display` text is the answer's body and the `reason` of the log line, so it names each
+/// cause once: a variant that shows its inner error in its text does not also return it as
+/// [`std::error::Error::source`] (a reporter walking the chain would print it twice), and the
+/// detail of the variants that keep their text short is in their `Debug` form, logged at `debug`.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
     /// The suite in the path is not configured.
@@ -80,7 +86,7 @@ pub enum Rejection {
     UnknownSuite,
     /// `msg_signature`, `timestamp` or `nonce` missing or badly encoded.
     #[error("bad query: {0}")]
-    Query(#[from] QueryError),
+    Query(QueryError),
     /// A GET without `echostr`.
     #[error("bad query: missing query parameter echostr")]
     MissingEchostr,
@@ -92,19 +98,20 @@ pub enum Rejection {
     Body,
     /// The body is not a callback envelope.
     #[error("body is not a callback envelope")]
-    Envelope(#[source] CryptoError),
+    Envelope(CryptoError),
     /// The signature does not match.
     #[error("invalid signature")]
     Signature,
-    /// The timestamp is not a number.
-    #[error("invalid timestamp")]
+    /// The timestamp is not a number (checked before the signature: no signature can make it
+    /// one).
+    #[error("timestamp is not a number")]
     BadTimestamp,
     /// The timestamp is too far from now.
     #[error("timestamp outside the allowed clock skew")]
     StaleTimestamp,
     /// The ciphertext does not decrypt or unframe.
-    #[error("cannot decrypt: {0}")]
-    Decrypt(#[source] CryptoError),
+    #[error("cannot decrypt: {}", decrypt_detail(.0))]
+    Decrypt(CryptoError),
     /// The receiveid is not one this URL accepts.
     #[error("receiveid not accepted on this URL")]
     ReceiveId {
@@ -137,6 +144,38 @@ impl Rejection {
     }
 }
 
+/// What went wrong in a decryption, without the "cannot decrypt" that
+/// [`CryptoError::DecryptAes`] already says and [`Rejection::Decrypt`] says first.
+fn decrypt_detail(error: &CryptoError) -> String {
+    match error {
+        CryptoError::DecryptAes(detail) => (*detail).to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// The signed query of a callback: `msg_signature`, `timestamp`, `nonce` (and `echostr` on GET),
+/// with the timestamp known to be a number.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The parameters as sent (the signature covers the timestamp's text, not its value).
+    pub params: CallbackQuery,
+    /// `timestamp` in seconds since the Unix epoch.
+    pub sent_at: i64,
+}
+
+impl Query {
+    /// Parses a raw query string (without the `?`).
+    pub fn parse(raw: &str) -> Result<Self, Rejection> {
+        let params = CallbackQuery::parse(raw).map_err(Rejection::Query)?;
+        let sent_at = params
+            .timestamp
+            .trim()
+            .parse()
+            .map_err(|_| Rejection::BadTimestamp)?;
+        Ok(Self { params, sent_at })
+    }
+}
+
 /// The keys of one suite's two callback URLs.
 #[derive(Debug, Clone)]
 pub struct SuiteKeys {
@@ -159,7 +198,7 @@ pub struct Target<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Signed<'a> {
     /// The parsed query.
-    pub query: &'a CallbackQuery,
+    pub query: &'a Query,
     /// The `Encrypt` text of the body, or the decoded `echostr`.
     pub encrypt: &'a str,
 }
@@ -224,7 +263,7 @@ impl Authenticator {
         } else {
             &keys.template
         };
-        let query = signed.query;
+        let query = &signed.query.params;
         crypto
             .verify_signature(
                 &query.msg_signature,
@@ -233,20 +272,16 @@ impl Authenticator {
                 signed.encrypt,
             )
             .map_err(|_| Rejection::Signature)?;
-        self.check_freshness(&query.timestamp)?;
+        self.check_freshness(signed.query.sent_at)?;
         let decrypted = crypto.decrypt(signed.encrypt).map_err(Rejection::Decrypt)?;
         self.check_receive_id(target, &decrypted.receive_id, metrics)?;
         Ok(Verified { decrypted })
     }
 
-    fn check_freshness(&self, timestamp: &str) -> Result<(), Rejection> {
+    fn check_freshness(&self, sent: i64) -> Result<(), Rejection> {
         let Some(max_skew) = self.max_clock_skew else {
             return Ok(());
         };
-        let sent: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| Rejection::BadTimestamp)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -374,15 +409,14 @@ mod tests {
             .to_string()
     }
 
-    fn signed_for(receive_id: &str, timestamp: &str) -> (CallbackQuery, String) {
+    fn signed_for(receive_id: &str, timestamp: &str) -> (Query, String) {
         let crypto = CallbackCrypto::new("tok", KEY).unwrap();
         let encrypt = crypto.encrypt("<xml/>", receive_id).unwrap();
-        let query = CallbackQuery {
-            msg_signature: crypto.signature(timestamp, "n", &encrypt),
-            timestamp: timestamp.to_owned(),
-            nonce: "n".to_owned(),
-            echostr: None,
-        };
+        let signature = crypto.signature(timestamp, "n", &encrypt);
+        let query = Query::parse(&format!(
+            "msg_signature={signature}&timestamp={timestamp}&nonce=n"
+        ))
+        .unwrap();
         (query, encrypt)
     }
 
@@ -474,10 +508,44 @@ mod tests {
             assert_eq!(err.cause(), "stale");
         }
         assert!(verify(&auth, Route::SuitePost, "dk1", &(now - 599).to_string()).is_ok());
-        let err = verify(&auth, Route::SuitePost, "dk1", "soon").unwrap_err();
+        let err = Query::parse("msg_signature=a&timestamp=soon&nonce=n").unwrap_err();
         assert_eq!(err.cause(), "timestamp");
+        assert_eq!(err.to_string(), "timestamp is not a number");
         let lenient = authenticator(None, None);
         assert!(verify(&lenient, Route::SuitePost, "dk1", "1").is_ok());
+    }
+
+    #[test]
+    fn decryption_failures_name_their_cause_once() {
+        let auth = authenticator(None, None);
+        let (query, _) = signed_for("dk1", "1");
+        let target = Target {
+            route: Route::SuitePost,
+            suite_id: "dk1",
+            corp_id: None,
+        };
+        let crypto = CallbackCrypto::new("tok", KEY).unwrap();
+        for (encrypt, answer) in [
+            ("AAAA", "cannot decrypt: not a whole number of AES blocks"),
+            ("!!", "cannot decrypt: ciphertext is not valid base64"),
+        ] {
+            let query = Query {
+                params: CallbackQuery {
+                    msg_signature: crypto.signature("1", "n", encrypt),
+                    ..query.params.clone()
+                },
+                ..query
+            };
+            let signed = Signed {
+                query: &query,
+                encrypt,
+            };
+            let err = auth
+                .verify(target, signed, &Metrics::new().unwrap())
+                .unwrap_err();
+            assert_eq!(err.to_string(), answer);
+            assert!(std::error::Error::source(&err).is_none());
+        }
     }
 
     #[test]
@@ -498,7 +566,7 @@ mod tests {
             auth.verify(other, signed, &metrics),
             Err(Rejection::UnknownSuite)
         ));
-        query.nonce = "other".into();
+        query.params.nonce = "other".into();
         let target = Target {
             suite_id: "dk1",
             ..other

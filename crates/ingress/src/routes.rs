@@ -9,9 +9,9 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bus::{CallbackOrigin, Envelope, PublishError, Publisher, Source};
-use wecom::callback::{CallbackQuery, EncryptedEnvelope};
+use wecom::callback::EncryptedEnvelope;
 
-use crate::callback::{Authenticator, Rejection, Route, Signed, Target, parse_event};
+use crate::callback::{Authenticator, Query, Rejection, Route, Signed, Target, parse_event};
 use crate::metrics::Metrics;
 use crate::request_id::RequestId;
 
@@ -124,8 +124,12 @@ fn echo(req: &HttpRequest, target: Target<'_>, state: &State) -> Result<String, 
     if !state.auth.knows(target.suite_id) {
         return Err(Rejection::UnknownSuite.into());
     }
-    let query = CallbackQuery::parse(req.query_string()).map_err(Rejection::Query)?;
-    let echostr = query.echostr.as_deref().ok_or(Rejection::MissingEchostr)?;
+    let query = Query::parse(req.query_string())?;
+    let echostr = query
+        .params
+        .echostr
+        .as_deref()
+        .ok_or(Rejection::MissingEchostr)?;
     let signed = Signed {
         query: &query,
         encrypt: echostr,
@@ -143,7 +147,7 @@ async fn publish(
     if !state.auth.knows(target.suite_id) {
         return Err(Rejection::UnknownSuite.into());
     }
-    let query = CallbackQuery::parse(req.query_string()).map_err(Rejection::Query)?;
+    let query = Query::parse(req.query_string())?;
     let body = read_body(req, payload, state.max_body_bytes).await?;
     let envelope = EncryptedEnvelope::parse(&body).map_err(Rejection::Envelope)?;
     let signed = Signed {

@@ -127,7 +127,7 @@ async fn unauthenticated_or_stale_requests_are_400() {
                 &suite,
                 not_a_number,
                 400,
-                "invalid timestamp",
+                "timestamp is not a number",
             ),
             (
                 "template keys on the app URL",
@@ -190,6 +190,89 @@ async fn broken_ciphertexts_with_valid_signatures_are_400() {
         ],
     )
     .await;
+    app.stop().await;
+}
+
+/// The exact answers: each cause is named once, and a timestamp that is not a number is reported
+/// as such whatever the signature.
+#[tokio::test]
+async fn answers_name_each_cause_once() {
+    let app = spawn_app(Options::default()).await;
+    let full = seal(TOKEN, KEY, SUITE_ID, &ticket(), &now()).encrypt;
+    let bytes = STANDARD.decode(&full).unwrap();
+    let signed = |encrypt: &str| sign(TOKEN, KEY, encrypt, SUITE_ID, &now());
+    let good = TestApp::suite_push(&ticket());
+    let with_query = |query: String| Push {
+        query,
+        ..good.clone()
+    };
+    let signature_only = good.query.split_once("&timestamp=").unwrap().0.to_owned();
+    let suite = suite_path();
+    let cases = [
+        (
+            "not whole AES blocks",
+            signed(&STANDARD.encode(&bytes[..bytes.len() - 5])),
+            "cannot decrypt: not a whole number of AES blocks",
+        ),
+        (
+            "not base64",
+            signed("!!!not*base64###"),
+            "cannot decrypt: ciphertext is not valid base64",
+        ),
+        (
+            "a word for a timestamp, signed",
+            seal(TOKEN, KEY, SUITE_ID, &ticket(), "yesterday"),
+            "timestamp is not a number",
+        ),
+        (
+            "a word for a timestamp, unsigned",
+            with_query(format!("{signature_only}&timestamp=soon&nonce=1")),
+            "timestamp is not a number",
+        ),
+        (
+            "an empty timestamp",
+            with_query(format!("{signature_only}&timestamp=&nonce=1")),
+            "timestamp is not a number",
+        ),
+        (
+            "no timestamp",
+            with_query(format!("{signature_only}&nonce=1")),
+            "bad query: missing query parameter timestamp",
+        ),
+        (
+            "wrong signature",
+            with_query(good.query.replacen("msg_signature=", "msg_signature=0", 1)),
+            "invalid signature",
+        ),
+    ];
+    for (what, push, answer) in cases {
+        let response = app.post(&suite, &push).await;
+        assert_eq!(response.status(), 400, "{what}");
+        assert_eq!(response.text().await.unwrap(), answer, "{what}");
+    }
+    let padding = signed(&STANDARD.encode(&bytes[..bytes.len() - 32]));
+    let body = app.post(&suite, &padding).await.text().await.unwrap();
+    assert!(
+        body.starts_with("cannot decrypt: bad plaintext: "),
+        "bad padding: {body}"
+    );
+    assert_eq!(body.matches("decrypt").count(), 1, "{body}");
+
+    let verification = crate::helpers::verification_query(TOKEN, KEY, SUITE_ID, "echo");
+    let word = verification
+        .split('&')
+        .map(|p| {
+            if p.starts_with("timestamp=") {
+                "timestamp=later"
+            } else {
+                p
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let response = app.get(&format!("{suite}?{word}")).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.text().await.unwrap(), "timestamp is not a number");
     app.stop().await;
 }
 

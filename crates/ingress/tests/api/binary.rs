@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{ChildStdout, Command};
 
-use crate::helpers::{KEY, SUITE_ID, TOKEN};
+use crate::helpers::{KEY, SUITE_ID, TOKEN, now, seal, sign};
 
 fn ingress(namespace: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_daikai-ingress"));
@@ -97,6 +97,40 @@ async fn json_logs_carry_the_request_id_and_sigterm_drains() {
     let rejected = wait_for_log(&mut lines, "callback rejected").await;
     assert_eq!(rejected["span"]["request_id"], "trace-me-1", "{rejected}");
     assert_eq!(rejected["cause"], "signature");
+    assert_eq!(rejected["reason"], "invalid signature");
+
+    // Each cause is named once in the log, as in the answer.
+    let encrypt = seal(TOKEN, KEY, SUITE_ID, "<xml/>", &now()).encrypt;
+    let truncated = &encrypt[..encrypt.len() - 4];
+    let push = sign(TOKEN, KEY, truncated, SUITE_ID, &now());
+    let not_a_number = format!(
+        "{}&timestamp=soon&nonce=2",
+        push.query.split('&').next().unwrap()
+    );
+    for (query, cause, reason) in [
+        (
+            push.query.as_str(),
+            "decrypt",
+            "cannot decrypt: not a whole number of AES blocks",
+        ),
+        (
+            not_a_number.as_str(),
+            "timestamp",
+            "timestamp is not a number",
+        ),
+    ] {
+        let response = http
+            .post(format!("http://{addr}/callback/suite/{SUITE_ID}?{query}"))
+            .body(push.body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        assert_eq!(response.text().await.unwrap(), reason);
+        let rejected = wait_for_log(&mut lines, "callback rejected").await;
+        assert_eq!(rejected["cause"], cause, "{rejected}");
+        assert_eq!(rejected["reason"], reason, "{rejected}");
+    }
 
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill")
