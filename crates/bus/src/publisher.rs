@@ -2,7 +2,10 @@
 //!
 //! The ingress answers WeCom `success` only after [`Publisher::publish`] returns `Ok`, which
 //! happens only when the broker acknowledged the message (publisher confirms) within the confirm
-//! timeout. A nack, a timeout, or no connection is an error, and WeCom is asked to retry.
+//! timeout. A nack, a timeout, or no connection is an error, and WeCom is asked to retry. So is a
+//! message no queue took: publishes are `mandatory`, and the broker confirms an unroutable one
+//! only after returning it ([`PublishError::Unroutable`]). Unbound kinds on the events exchange
+//! are not returned: its alternate exchange keeps them in `wecom.unrouted`.
 //!
 //! Throughput comes from pipelining: many publishes are in flight on one (or a few) confirm-mode
 //! channels of one connection, each waiting for its own confirm, instead of a channel (or a round
@@ -15,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use lapin::message::BasicReturnMessage;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::{BasicProperties, Channel, Connection};
@@ -38,6 +42,23 @@ pub enum PublishError {
     /// The broker refused the message (basic.nack).
     #[error("the broker nacked the message")]
     Nacked,
+    /// No queue took the message: the broker returned it (published `mandatory`) before
+    /// confirming, so it is nowhere. For the events exchange this only happens when its
+    /// alternate exchange is gone too; for a queue name on the default exchange, when the queue
+    /// does not exist.
+    #[error(
+        "the broker returned the message unroutable ({reply_code} {reply_text}) from exchange {exchange:?} with routing key {routing_key:?}"
+    )]
+    Unroutable {
+        /// The exchange it was published to.
+        exchange: String,
+        /// Its routing key.
+        routing_key: String,
+        /// The broker's reply code (312 `NO_ROUTE`).
+        reply_code: u16,
+        /// The broker's reason.
+        reply_text: String,
+    },
     /// The channel failed while publishing.
     #[error("publishing failed: {0}")]
     Amqp(#[from] lapin::Error),
@@ -222,10 +243,16 @@ impl Publisher {
             .with_message_id(short(msg.message_id).into())
             .with_correlation_id(short(msg.correlation_id).into())
             .with_type(short(msg.kind).into());
+        // Mandatory: a message no queue takes comes back (basic.return) instead of being
+        // confirmed into nowhere.
+        let mandatory = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
         let send = link.channel().basic_publish(
             msg.exchange,
             msg.routing_key,
-            BasicPublishOptions::default(),
+            mandatory,
             body,
             properties,
         );
@@ -233,7 +260,8 @@ impl Publisher {
             .await
             .map_err(|_| PublishError::Timeout(timeout))??;
         match tokio::time::timeout_at(deadline, &mut confirm).await {
-            Ok(Ok(Confirmation::Ack(_))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(unroutable(&returned, msg)),
             // NotRequested is only possible on a channel not in confirm mode, which this
             // publisher never opens; refuse to call that durable either.
             Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
@@ -351,6 +379,31 @@ async fn open_channels(
         channels.push(channel);
     }
     Ok(channels)
+}
+
+/// The error for a returned message. lapin hands a return to the next confirm of the channel;
+/// when the broker confirms several publishes at once (`multiple`), that may be a neighbour's, so
+/// the returned message's own id is logged too.
+fn unroutable(returned: &BasicReturnMessage, msg: Outgoing<'_>) -> PublishError {
+    let returned_id = returned
+        .delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .map(|id| id.as_str().to_owned());
+    if returned_id.as_deref() != Some(short(msg.message_id)) {
+        tracing::warn!(
+            message_id = msg.message_id,
+            returned_message_id = returned_id.as_deref().unwrap_or(""),
+            "the broker returned another message than this one unroutable; failing this publish"
+        );
+    }
+    PublishError::Unroutable {
+        exchange: returned.delivery.exchange.as_str().to_owned(),
+        routing_key: returned.delivery.routing_key.as_str().to_owned(),
+        reply_code: returned.reply_code,
+        reply_text: returned.reply_text.as_str().to_owned(),
+    }
 }
 
 /// `text` cut to an AMQP short string (at most 255 bytes, on a character boundary).

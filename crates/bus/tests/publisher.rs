@@ -384,3 +384,49 @@ async fn an_outsized_or_odd_kind_is_published_and_the_connection_survives() {
     publisher.close().await;
     topology.delete(&channel).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_message_no_queue_takes_is_not_called_durable() {
+    let (_conn, channel) = inspector().await;
+    let topology = Topology::new(test_namespace());
+    let publisher = Publisher::start(config(
+        &amqp_url(),
+        topology.clone(),
+        Duration::from_secs(5),
+    ))
+    .unwrap();
+    assert!(publisher.wait_ready(Duration::from_secs(30)).await);
+
+    // Straight to a queue that does not exist: the broker confirms the publish, but only after
+    // returning it unrouted. That is not durable.
+    let missing = format!("{}missing", topology.namespace().as_str());
+    let outgoing = Outgoing {
+        exchange: "",
+        routing_key: &missing,
+        message_id: "m1",
+        correlation_id: "r1",
+        kind: "test",
+    };
+    let result = publisher.publish_raw(outgoing, b"{}").await;
+    assert!(
+        matches!(result, Err(PublishError::Unroutable { .. })),
+        "{result:?}"
+    );
+    assert!(publisher.is_ready());
+
+    // An event kind no work queue is bound to still goes to wecom.unrouted through the
+    // alternate exchange: routed, not returned.
+    let mut unbound = tenant_event("unbound");
+    unbound.kind = "tenant_unbound".into();
+    publisher.publish(&unbound, "r2").await.unwrap();
+    assert!(get(&channel, &topology.unrouted_queue).await.is_some());
+    // And a publish right after a returned one is confirmed as usual.
+    publisher.publish(&tenant_event("c1"), "r3").await.unwrap();
+    assert!(
+        get(&channel, &topology.queue(WorkQueue::Contacts).work)
+            .await
+            .is_some()
+    );
+    publisher.close().await;
+    topology.delete(&channel).await.unwrap();
+}
