@@ -60,14 +60,28 @@ impl StoreError {
         }
     }
 
-    /// True when retrying the same operation later may succeed (connection trouble, pool
-    /// exhaustion, serialization failures, deadlocks); false for bad input, missing keys and
-    /// corrupt rows.
+    /// True when retrying the same operation later may succeed: connection trouble, pool
+    /// exhaustion, serialization failures, deadlocks, timeouts, a server shutting down or
+    /// restarting, a read-only primary after a failover (see [`is_transient_sqlstate`]); and a
+    /// secret this process cannot open ([`StoreError::is_key_mismatch`]), because a replica
+    /// configured with the right key (or this one, redeployed) can. False for bad input,
+    /// missing rows, invalid transitions and corrupt rows.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Database(err) => is_transient_db_error(err),
+            Self::Secret(_) => self.is_key_mismatch(),
             _ => false,
         }
+    }
+
+    /// True when a secret is sealed under a key id this process's keyring lacks, or under an
+    /// id whose key here does not open it (the same id with other key bytes). This is a
+    /// deployment fault of this replica, never a fault of the message being handled.
+    pub fn is_key_mismatch(&self) -> bool {
+        matches!(
+            self,
+            Self::Secret(SecretError::UnknownKeyId { .. } | SecretError::Decrypt { .. })
+        )
     }
 }
 
@@ -79,13 +93,93 @@ fn is_transient_db_error(err: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_)
         | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            // 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available,
-            // 57P01 admin_shutdown, 08xxx connection exceptions, 53xxx insufficient resources
-            matches!(code.as_ref(), "40001" | "40P01" | "55P03" | "57P01")
-                || code.starts_with("08")
-                || code.starts_with("53")
-        }),
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_transient_sqlstate(&code)),
         _ => false,
+    }
+}
+
+/// The SQLSTATEs after which the same statement, retried later, can succeed.
+///
+/// | code | condition | why it heals |
+/// |---|---|---|
+/// | `08xxx` | connection exception | a new connection |
+/// | `40001`, `40P01` | serialization failure, deadlock | the other transaction finishes |
+/// | `25P03` | idle-in-transaction timeout | a new transaction on a new connection |
+/// | `25006` | read-only transaction | a failover demoted the primary; the pool reconnects to the new one |
+/// | `53xxx` | insufficient resources (disk, memory, too many connections) | load drops, space is freed |
+/// | `55P03` | lock not available (`lock_timeout`, `nowait`) | the lock is released |
+/// | `57014` | query canceled (`statement_timeout`, `pg_cancel_backend`) | the blocker goes away |
+/// | `57P01`, `57P02`, `57P03` | admin shutdown, crash shutdown, cannot connect now | the server comes back |
+/// | `57P05` | idle session timeout | a new connection |
+pub(crate) fn is_transient_sqlstate(code: &str) -> bool {
+    matches!(
+        code,
+        "40001"
+            | "40P01"
+            | "25P03"
+            | "25006"
+            | "55P03"
+            | "57014"
+            | "57P01"
+            | "57P02"
+            | "57P03"
+            | "57P05"
+    ) || code.starts_with("08")
+        || code.starts_with("53")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_that_heal_are_transient() {
+        for code in [
+            "08000", "08003", "08006", "08001", "08004", "40001", "40P01", "25P03", "25006",
+            "53000", "53100", "53200", "53300", "55P03", "57014", "57P01", "57P02", "57P03",
+            "57P05",
+        ] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn sqlstates_of_bad_statements_are_permanent() {
+        // unique, check and foreign-key violations, syntax, undefined column/table, bad data,
+        // insufficient privilege: retrying the same statement gives the same answer
+        for code in [
+            "23505", "23514", "23503", "42601", "42703", "42P01", "22P02", "42501", "25P02",
+        ] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn pool_and_connection_failures_are_transient() {
+        assert!(StoreError::from(sqlx::Error::PoolTimedOut).is_transient());
+        assert!(StoreError::from(sqlx::Error::PoolClosed).is_transient());
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(StoreError::from(sqlx::Error::Io(io)).is_transient());
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_transient());
+    }
+
+    #[test]
+    fn a_key_this_process_lacks_is_transient_other_secret_faults_are_not() {
+        let unknown = StoreError::from(SecretError::UnknownKeyId {
+            key_id: "k9".to_owned(),
+            known: "k1".to_owned(),
+        });
+        assert!(unknown.is_key_mismatch() && unknown.is_transient());
+        let wrong = StoreError::from(SecretError::Decrypt {
+            key_id: "k1".to_owned(),
+            context: "tenants.permanent_code".to_owned(),
+        });
+        assert!(wrong.is_key_mismatch() && wrong.is_transient());
+        let malformed = StoreError::from(SecretError::BadNonce {
+            context: "tenants.permanent_code".to_owned(),
+            len: 3,
+        });
+        assert!(!malformed.is_key_mismatch() && !malformed.is_transient());
+        assert!(!StoreError::invalid("x", "y").is_transient());
     }
 }
