@@ -136,10 +136,20 @@ pub(crate) fn corp_id(value: &str) -> Result<CorpId, HandlerError> {
     CorpId::parse(value).map_err(|e| HandlerError::permanent(format!("AuthCorpId: {e}")))
 }
 
-/// A database failure: transient when Postgres (or the connection) may recover.
+/// A database failure: transient when Postgres (or the connection) may recover, and when a
+/// secret is under a key this replica lacks (or holds with other bytes): that is this replica's
+/// configuration, not the message's fault, so the message waits in the retry queues for a
+/// correctly configured replica instead of being dead-lettered (a single-use AuthCode with it).
 pub(crate) fn store_error(context: &str, err: impl Into<StoreError>) -> HandlerError {
     let err = err.into();
-    if err.is_transient() {
+    if err.is_key_mismatch() {
+        tracing::error!(
+            error = %err,
+            "this replica cannot open a stored secret: check DAIKAI_SECRET_KEY and \
+             DAIKAI_SECRET_KEYS_PREVIOUS; the message is retried"
+        );
+        HandlerError::transient(format!("{context}: {err}"))
+    } else if err.is_transient() {
         HandlerError::transient(format!("{context}: {err}"))
     } else {
         HandlerError::permanent(format!("{context}: {err}"))

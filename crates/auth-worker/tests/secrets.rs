@@ -162,3 +162,112 @@ async fn no_secret_reaches_a_column_or_a_log_line() {
     }
     h.close().await;
 }
+
+/// A key other than the one the database uses: valid, but not this deployment's.
+const ROGUE_KEY: &str = "rogue:CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=";
+/// The database's key id with other key bytes (a mistyped or regenerated key).
+const SAME_ID_OTHER_BYTES: &str = "test1:CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg=";
+
+fn config_with_keys(h: &Harness, active: &str, previous: &str) -> auth_worker::Config {
+    let mut config = h.worker_config();
+    config.keyring = store::Keyring::parse(active, previous).unwrap();
+    config
+}
+
+#[tokio::test]
+async fn a_worker_whose_keys_cannot_open_the_stored_secrets_refuses_to_start() {
+    let h = Harness::start().await;
+    // An empty database holds nothing to check: any valid key starts.
+    let worker = h.worker_with(config_with_keys(&h, ROGUE_KEY, "")).await;
+    worker.stop().await;
+    // The deployment's worker stores a ticket and a tenant under `test1`.
+    let worker = h.worker().await;
+    h.active_tenant("Keyed").await;
+    worker.stop().await;
+
+    for (active, previous, named) in [
+        (ROGUE_KEY, "", "`test1`"),
+        (SAME_ID_OTHER_BYTES, "", "`test1`"),
+    ] {
+        let config = config_with_keys(&h, active, previous);
+        let Err(err) = auth_worker::Application::build(config).await else {
+            panic!("a worker with key {active:.5}… started against a database it cannot read");
+        };
+        let message = format!("{err:#}");
+        assert!(message.contains(named), "{message}");
+        assert!(message.contains("DAIKAI_SECRET_KEY"), "{message}");
+        assert!(message.contains("tenants.permanent_code"), "{message}");
+        assert!(!message.contains("CQkJCQkJ") && !message.contains("CAgICAgI"));
+    }
+
+    // A rotation in progress (new active key, the database's key as previous) starts.
+    let worker = h
+        .worker_with(config_with_keys(&h, ROGUE_KEY, common::SECRET_KEY))
+        .await;
+    worker.stop().await;
+    h.close().await;
+}
+
+#[tokio::test]
+async fn an_auth_code_sealed_under_an_unknown_key_waits_for_a_replica_that_has_it() {
+    let h = Harness::start().await;
+    let worker = h.worker().await;
+    h.deliver_ticket().await;
+    let corp = h.corp("Rogue Sealed");
+    let (create, _) = h.authorize(&corp);
+    let Event::CreateAuth(create_auth) = &create else {
+        unreachable!()
+    };
+    // A replica with another key got there first and sealed the AuthCode under its key.
+    let rogue = store::SecretBox::new(store::Keyring::parse(ROGUE_KEY, "").unwrap());
+    let mut conn = h.pool().acquire().await.unwrap();
+    store::auth_codes::record_auth_code(
+        &mut conn,
+        &rogue,
+        &store::auth_codes::NewAuthCode {
+            suite_id: &suite_id(),
+            kind: store::auth_codes::AuthCodeKind::CreateAuth,
+            code: &create_auth.auth_code,
+            wecom_time: create_auth.timestamp,
+            received_at: chrono::Utc::now(),
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    h.publish(&create).await;
+    wait_until("the create_auth fails once", || async {
+        common::messages_total(&worker.metrics, "create_auth", "retried")
+            + common::messages_total(&worker.metrics, "create_auth", "dead_lettered")
+            > 0
+    })
+    .await;
+    let dead = h.dead_letters().await;
+    assert!(
+        dead.is_empty(),
+        "dead-lettered: {:?}",
+        dead.iter().map(|(_, r)| r).collect::<Vec<_>>()
+    );
+    let state: String = sqlx::query_scalar("select state from auth_codes")
+        .fetch_one(h.pool())
+        .await
+        .unwrap();
+    assert_eq!(state, "received", "the code is kept for a replica that can open it");
+    assert_eq!(h.exchange_calls(), 0);
+    worker.stop().await;
+
+    // A replica that has the key (as a previous one) picks the retried message up.
+    let worker = h
+        .worker_with(config_with_keys(&h, common::SECRET_KEY, ROGUE_KEY))
+        .await;
+    h.wait_tenant(&corp, |t| t.status == TenantStatus::Active)
+        .await;
+    assert_eq!(h.exchange_calls(), 1);
+    assert_eq!(
+        common::messages_total(&worker.metrics, "create_auth", "dead_lettered"),
+        0
+    );
+    worker.stop().await;
+    h.close().await;
+}

@@ -1,6 +1,8 @@
 //! Key rotation: re-sealing every stored secret under the active key (`daikai rotate-secrets`),
-//! and counting which key each stored secret is under, so an operator knows when an old key can
-//! be dropped.
+//! counting which key each stored secret is under, so an operator knows when an old key can
+//! be dropped, and checking at start that a process can open what is stored
+//! ([`unopenable_keys`]): a replica with the wrong key would otherwise seal new secrets that the
+//! correctly configured replicas cannot open.
 //!
 //! Rotation runs online, next to the workers: each row is rewritten only if its nonce is still the
 //! one that was read (a row a worker rewrote meanwhile is already under the active key).
@@ -9,7 +11,7 @@ use sqlx::{PgConnection, PgPool, Row as _};
 
 use crate::error::StoreError;
 use crate::sealed::from_columns;
-use crate::secret::{SecretBox, SecretContext};
+use crate::secret::{SecretBox, SecretContext, SecretError};
 
 /// One sealed column family (`*_ciphertext`, `*_nonce`, `*_key_id`).
 struct SealedColumn {
@@ -91,6 +93,85 @@ pub struct KeyUsage {
     pub key_id: String,
     /// Number of values.
     pub count: i64,
+}
+
+/// A key id under which the database holds secrets that a keyring cannot open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnopenableKey {
+    /// The key id stored with the values.
+    pub key_id: String,
+    /// True when the keyring has no key of that id; false when its key of that id does not
+    /// open the value (other key bytes under the same id, or an altered row).
+    pub missing: bool,
+    /// The `table.column`s holding values under that id.
+    pub columns: Vec<&'static str>,
+}
+
+impl std::fmt::Display for UnopenableKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = if self.missing {
+            "is not in the keyring"
+        } else {
+            "is in the keyring with a key that does not open them (other key bytes under that id?)"
+        };
+        write!(
+            f,
+            "key id `{}` {why} ({})",
+            self.key_id,
+            self.columns.join(", ")
+        )
+    }
+}
+
+/// Opens one stored value per key id of every sealed column (suite tickets and tokens,
+/// permanent codes, corp tokens, AuthCodes) and returns the key ids that do not open, by key
+/// id. Empty when `secrets` can read everything stored (or nothing is stored). Opening a
+/// value, rather than comparing ids, also catches a key configured under the right id with the
+/// wrong bytes.
+pub async fn unopenable_keys(
+    conn: &mut PgConnection,
+    secrets: &SecretBox,
+) -> Result<Vec<UnopenableKey>, StoreError> {
+    let mut found: Vec<UnopenableKey> = Vec::new();
+    for column in COLUMNS {
+        let sql = format!(
+            "select distinct on ({p}_key_id) {keys}, {p}_ciphertext, {p}_nonce, {p}_key_id
+             from {t} where {p}_key_id is not null order by {p}_key_id",
+            keys = column.key_select,
+            p = column.prefix,
+            t = column.table,
+        );
+        let rows = sqlx::query(&sql).fetch_all(&mut *conn).await?;
+        let n = column.key_len;
+        for row in rows {
+            let key = (0..n)
+                .map(|i| row.try_get::<String, _>(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let Some(sealed) =
+                from_columns(row.try_get(n)?, row.try_get(n + 1)?, row.try_get(n + 2)?)
+            else {
+                continue;
+            };
+            let missing = match secrets.open(&(column.context)(&key), &sealed) {
+                Ok(_) => continue,
+                Err(SecretError::UnknownKeyId { .. }) => true,
+                Err(_) => false,
+            };
+            match found.iter_mut().find(|k| k.key_id == sealed.key_id) {
+                Some(known) => {
+                    known.columns.push(column.label);
+                    known.missing &= missing;
+                }
+                None => found.push(UnopenableKey {
+                    key_id: sealed.key_id,
+                    missing,
+                    columns: vec![column.label],
+                }),
+            }
+        }
+    }
+    found.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    Ok(found)
 }
 
 /// Re-seals every stored secret that is not under the active key, `batch` rows per

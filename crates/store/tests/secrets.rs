@@ -275,3 +275,70 @@ async fn a_different_key_under_the_same_id_is_refused() {
     drop(conn);
     db.drop_database().await.unwrap();
 }
+
+#[tokio::test]
+async fn unopenable_keys_names_each_key_id_a_keyring_cannot_open() {
+    use store::rotation::{UnopenableKey, unopenable_keys};
+    let db = common::test_db().await;
+    let server = MockServer::start().await;
+    let secrets = common::secrets();
+    let mut conn = db.pool().acquire().await.unwrap();
+    assert!(
+        unopenable_keys(&mut conn, &common::secrets())
+            .await
+            .unwrap()
+            .is_empty(),
+        "an empty database holds nothing to open"
+    );
+    populate(db.pool(), &secrets, &server).await;
+    // one more value, under a second key
+    let other = SecretBox::new(Keyring::single(common::key("k2", 2)));
+    let push = NewTicket {
+        suite_id: &common::suite("dk-other"),
+        ticket: RAW_TICKET,
+        wecom_time: 10,
+        received_at: Utc::now(),
+    };
+    store_ticket(&mut conn, &other, &push).await.unwrap();
+
+    let both =
+        SecretBox::new(Keyring::new(common::key("k1", 1), vec![common::key("k2", 2)]).unwrap());
+    assert!(unopenable_keys(&mut conn, &both).await.unwrap().is_empty());
+
+    // only k1: k2 is missing
+    let found = unopenable_keys(&mut conn, &secrets).await.unwrap();
+    assert_eq!(
+        found,
+        [UnopenableKey {
+            key_id: "k2".to_owned(),
+            missing: true,
+            columns: vec!["suites.ticket"],
+        }]
+    );
+    assert!(
+        found[0].to_string().contains("`k2` is not in the keyring"),
+        "{}",
+        found[0]
+    );
+
+    // k1 with other bytes, and no k2
+    let impostor = SecretBox::new(Keyring::single(common::key("k1", 99)));
+    let found = unopenable_keys(&mut conn, &impostor).await.unwrap();
+    let ids: Vec<_> = found
+        .iter()
+        .map(|k| (k.key_id.as_str(), k.missing))
+        .collect();
+    assert_eq!(ids, [("k1", false), ("k2", true)]);
+    assert_eq!(
+        found[0].columns,
+        [
+            "suites.ticket",
+            "suites.suite_token",
+            "tenants.permanent_code",
+            "corp_tokens.token",
+            "auth_codes.code"
+        ]
+    );
+    drop(conn);
+    db.drop_database().await.unwrap();
+}
