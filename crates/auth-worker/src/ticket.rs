@@ -3,7 +3,9 @@
 //! WeCom pushes a ticket every 10 minutes and each is valid 30; the suite access token can only
 //! be fetched with a valid one. Replicas take pushes out of order, so "newest" is WeCom's
 //! `TimeStamp`, never arrival order: an older push is ignored (and counted), never stored over a
-//! newer one. The ticket-age gauge is refreshed by the sweeper (see `app`).
+//! newer one. A stored time more than `store::suites::FUTURE_SKEW` ahead of the database clock
+//! (a clock that ran ahead) does not count, so it cannot block real pushes for hours. The
+//! ticket-age gauge is refreshed by the sweeper (see `app`).
 
 use bus::consumer::{HandlerError, Message};
 use store::suites::{NewTicket, store_ticket};

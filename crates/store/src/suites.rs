@@ -4,8 +4,15 @@
 //! minutes) and monotonic per suite (PITFALLS 6: an older push, or another suite's push, never
 //! replaces it). "Newer" is decided by WeCom's own `TimeStamp`, never by arrival order, because
 //! replicas consume pushes out of order.
+//!
+//! A stored `TimeStamp` further ahead of the database clock than [`FUTURE_SKEW`] is not trusted:
+//! it came from a clock that ran ahead (or was moved), and honouring it would make every real
+//! push "older" for as long as that clock was ahead, leaving the suite token to expire. The next
+//! push replaces such a ticket whatever its own `TimeStamp`; from then on the order is WeCom's
+//! again. A push is still stored however far ahead its own `TimeStamp` is: WeCom's ticket is the
+//! valid one, only its time is not allowed to block the next.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 use sqlx::PgConnection;
 
@@ -61,9 +68,14 @@ pub struct TicketStatus {
     pub now: DateTime<Utc>,
 }
 
-/// Stores a ticket unless the suite already has one with the same or a newer WeCom `TimeStamp`.
-/// Returns `true` when the ticket was stored, `false` when it was older (or a duplicate) and
-/// ignored. Creates the suite row on its first ticket.
+/// How far ahead of the database clock a stored ticket's WeCom `TimeStamp` may be and still
+/// count: WeCom's clock and ours disagree by seconds, not minutes.
+pub const FUTURE_SKEW: TimeDelta = TimeDelta::minutes(5);
+
+/// Stores a ticket unless the suite already has one with the same or a newer WeCom `TimeStamp`
+/// (a stored time more than [`FUTURE_SKEW`] ahead of the database clock does not count: any new
+/// push replaces it). Returns `true` when the ticket was stored, `false` when it was older (or a
+/// duplicate) and ignored. Creates the suite row on its first ticket.
 pub async fn store_ticket(
     conn: &mut PgConnection,
     secrets: &SecretBox,
@@ -85,7 +97,9 @@ pub async fn store_ticket(
              ticket_wecom_time  = excluded.ticket_wecom_time,
              ticket_received_at = excluded.ticket_received_at,
              updated_at         = now()
-         where s.ticket_wecom_time is null or s.ticket_wecom_time < excluded.ticket_wecom_time
+         where s.ticket_wecom_time is null
+            or s.ticket_wecom_time < excluded.ticket_wecom_time
+            or s.ticket_wecom_time > now() + make_interval(secs => $7)
          returning true",
     )
     .bind(ticket.suite_id)
@@ -94,9 +108,15 @@ pub async fn store_ticket(
     .bind(&sealed.key_id)
     .bind(wecom_time)
     .bind(ticket.received_at)
+    .bind(future_skew_secs())
     .fetch_optional(&mut *conn)
     .await?;
     Ok(stored.is_some())
+}
+
+/// [`FUTURE_SKEW`] in seconds, as Postgres' `make_interval` takes them.
+fn future_skew_secs() -> f64 {
+    FUTURE_SKEW.as_seconds_f64()
 }
 
 /// The newest ticket of a suite, opened.

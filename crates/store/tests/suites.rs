@@ -124,3 +124,55 @@ async fn the_ticket_survives_a_restart() {
     pool.close().await;
     db.drop_database().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_ticket_stored_from_a_clock_ahead_does_not_block_later_real_ones() {
+    let db = common::test_db().await;
+    let secrets = common::secrets();
+    let suite = common::suite("dk-future");
+    let mut conn = db.pool().acquire().await.unwrap();
+    let now = Utc::now().timestamp();
+    let push = |t: &'static str, ts: i64| NewTicket {
+        suite_id: &suite,
+        ticket: t,
+        wecom_time: ts,
+        received_at: Utc::now(),
+    };
+    // A push stamped three hours ahead (a clock that ran ahead) is WeCom's word: stored.
+    assert!(
+        store_ticket(&mut conn, &secrets, &push("t-future", now + 3 * 3600))
+            .await
+            .unwrap()
+    );
+    // The next real push is older by its TimeStamp, yet it replaces the distrusted one.
+    assert!(
+        store_ticket(&mut conn, &secrets, &push("t-real", now))
+            .await
+            .unwrap(),
+        "a ticket from the future blocked a real one"
+    );
+    let stored = ticket(&mut conn, &secrets, &suite).await.unwrap().unwrap();
+    assert_eq!(stored.ticket.expose_secret(), "t-real");
+    // From then on the order is WeCom's again: an older real push, delivered late, is ignored.
+    assert!(
+        !store_ticket(&mut conn, &secrets, &push("t-late", now - 600))
+            .await
+            .unwrap()
+    );
+    // Within the allowed skew a stored time still counts: a push one minute ahead is kept
+    // against an older one.
+    assert!(
+        store_ticket(&mut conn, &secrets, &push("t-skewed", now + 60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store_ticket(&mut conn, &secrets, &push("t-older", now + 30))
+            .await
+            .unwrap()
+    );
+    let stored = ticket(&mut conn, &secrets, &suite).await.unwrap().unwrap();
+    assert_eq!(stored.ticket.expose_secret(), "t-skewed");
+    drop(conn);
+    db.drop_database().await.unwrap();
+}
