@@ -23,6 +23,7 @@
 //! cargo bench -p ingress --bench ingress_load -- [--requests 10000] [--concurrency 32] [--rounds 6]
 //! ```
 //!
+//! The ingress runs with `INGRESS_KEEP_ALIVE_SECS=75` (its connections are reused).
 //! `INGRESS_*` and `RUST_LOG` variables set for the bench are passed to the ingress
 //! (e.g. `INGRESS_WORKERS=1`). `DAIKAI_INGRESS_BINARY=/path/to/daikai-ingress` runs another build
 //! instead of this one, to compare two versions on the same machine.
@@ -144,6 +145,9 @@ async fn start_ingress(topology: &Topology) -> Ingress {
         .env("WECOM_ENCODING_AES_KEY", KEY)
         .env("LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
+        // The load generator reuses its connections, as a load balancer in front of the ingress
+        // would; keep-alive is off by default (docs/ingress.md, slow clients).
+        .env("INGRESS_KEEP_ALIVE_SECS", "75")
         // INGRESS_* and RUST_LOG set for the bench are passed on (e.g. INGRESS_WORKERS).
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("INGRESS_") || k == "RUST_LOG"))
         .env("INGRESS_ADDR", &addr)

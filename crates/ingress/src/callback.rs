@@ -96,6 +96,9 @@ pub enum Rejection {
     /// The body could not be read completely.
     #[error("incomplete body")]
     Body,
+    /// The body did not arrive within `INGRESS_BODY_TIMEOUT_MS`.
+    #[error("body not received in time")]
+    TooSlow,
     /// The body is not a callback envelope.
     #[error("body is not a callback envelope")]
     Envelope(CryptoError),
@@ -133,6 +136,7 @@ impl Rejection {
             Self::Query(_) | Self::MissingEchostr => "query",
             Self::TooLarge => "too_large",
             Self::Body => "body",
+            Self::TooSlow => "too_slow",
             Self::Envelope(_) => "envelope",
             Self::Signature => "signature",
             Self::BadTimestamp => "timestamp",

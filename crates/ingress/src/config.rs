@@ -39,6 +39,20 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `INGRESS_WORKERS`: HTTP worker threads (default: one per CPU core).
     pub workers: Option<usize>,
+    /// `INGRESS_HEADER_TIMEOUT_MS` (default 5000): how long a new connection may take to send its
+    /// first request's headers; slower clients get 408 and the connection is closed.
+    pub header_timeout: Duration,
+    /// `INGRESS_BODY_TIMEOUT_MS` (default 5000): how long a callback's body may take to arrive
+    /// once its headers are in; slower clients get 408 and the connection is closed.
+    pub body_timeout: Duration,
+    /// `INGRESS_KEEP_ALIVE_SECS` (default 0, off: every connection closes after its answer):
+    /// how long an idle connection is kept open for a next request. Off by default because actix
+    /// bounds the head of a connection's first request only; a client could start a second
+    /// request on a kept-alive connection and stall in its head for as long as it likes.
+    pub keep_alive: Option<Duration>,
+    /// `INGRESS_MAX_CONNECTIONS` (default 10000): open connections over all workers; past it
+    /// the listener stops accepting until some close.
+    pub max_connections: usize,
     /// `INGRESS_PUBLISH_CHANNELS`: confirm-mode AMQP channels publishes are spread over
     /// (default 1).
     pub publish_channels: usize,
@@ -82,10 +96,28 @@ impl Config {
                 .map_err(|_| "must be a whole number of seconds (0 disables)".to_owned())
         })?;
         let max_body_bytes = parse_or(&get, "INGRESS_MAX_BODY_BYTES", "65536", positive::<usize>)?;
+        // actix-server panics on more than 512 workers.
         let workers = get("INGRESS_WORKERS")
-            .map(|v| positive::<usize>(&v).map_err(|reason| invalid("INGRESS_WORKERS", reason)))
+            .map(|v| match positive::<usize>(&v) {
+                Ok(n) if n > 512 => Err(invalid("INGRESS_WORKERS", "must be at most 512")),
+                parsed => parsed.map_err(|reason| invalid("INGRESS_WORKERS", reason)),
+            })
             .transpose()?;
         let publish_channels = parse_or(&get, "INGRESS_PUBLISH_CHANNELS", "1", positive::<usize>)?;
+        let header_timeout = parse_or(&get, "INGRESS_HEADER_TIMEOUT_MS", "5000", |v: &str| {
+            positive(v).map(Duration::from_millis)
+        })?;
+        let body_timeout = parse_or(&get, "INGRESS_BODY_TIMEOUT_MS", "5000", |v: &str| {
+            positive(v).map(Duration::from_millis)
+        })?;
+        let keep_alive = parse_or(&get, "INGRESS_KEEP_ALIVE_SECS", "0", |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map(|secs| (secs > 0).then(|| Duration::from_secs(secs)))
+                .map_err(|_| "must be a whole number of seconds (0 disables keep-alive)".to_owned())
+        })?;
+        let max_connections =
+            parse_or(&get, "INGRESS_MAX_CONNECTIONS", "10000", positive::<usize>)?;
         let log_format = parse_or(&get, "LOG_FORMAT", "json", LogFormat::parse)?;
         let provider_corp_id = get("WECOM_PROVIDER_CORP_ID").map(|v| v.trim().to_owned());
         let log_filter = get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
@@ -100,6 +132,10 @@ impl Config {
             max_clock_skew,
             max_body_bytes,
             workers,
+            header_timeout,
+            body_timeout,
+            keep_alive,
+            max_connections,
             publish_channels,
             log_format,
             log_filter,
@@ -137,6 +173,10 @@ mod tests {
         assert_eq!(c.publish_timeout, Duration::from_secs(2));
         assert_eq!(c.max_clock_skew, Some(Duration::from_secs(600)));
         assert_eq!(c.max_body_bytes, 65536);
+        assert_eq!(c.header_timeout, Duration::from_secs(5));
+        assert_eq!(c.body_timeout, Duration::from_secs(5));
+        assert_eq!(c.keep_alive, None);
+        assert_eq!(c.max_connections, 10_000);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.amqp_namespace.as_str(), "");
         assert!(c.provider_corp_id.is_none());
@@ -150,6 +190,12 @@ mod tests {
     }
 
     #[test]
+    fn keep_alive_is_opt_in() {
+        let c = config(&[("INGRESS_KEEP_ALIVE_SECS", "75")]).unwrap();
+        assert_eq!(c.keep_alive, Some(Duration::from_secs(75)));
+    }
+
+    #[test]
     fn every_error_names_its_variable() {
         for (var, value) in [
             ("INGRESS_ADDR", "nowhere"),
@@ -159,7 +205,12 @@ mod tests {
             ("INGRESS_MAX_CLOCK_SKEW_SECS", "-1"),
             ("INGRESS_MAX_BODY_BYTES", "lots"),
             ("INGRESS_WORKERS", "0"),
+            ("INGRESS_WORKERS", "513"),
             ("INGRESS_PUBLISH_CHANNELS", "none"),
+            ("INGRESS_HEADER_TIMEOUT_MS", "0"),
+            ("INGRESS_BODY_TIMEOUT_MS", "5s"),
+            ("INGRESS_KEEP_ALIVE_SECS", "-1"),
+            ("INGRESS_MAX_CONNECTIONS", "0"),
             ("LOG_FORMAT", "xml"),
             ("WECOM_ENCODING_AES_KEY", "short"),
         ] {

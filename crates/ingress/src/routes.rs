@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
 use actix_web::http::header::{self, ContentType};
@@ -26,6 +26,8 @@ pub struct State {
     pub metrics: Metrics,
     /// `INGRESS_MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
+    /// `INGRESS_BODY_TIMEOUT_MS`.
+    pub body_timeout: Duration,
     /// Set when shutdown starts, so `/readyz` turns false before the listener closes.
     pub shutting_down: Arc<AtomicBool>,
 }
@@ -148,7 +150,7 @@ async fn publish(
         return Err(Rejection::UnknownSuite.into());
     }
     let query = Query::parse(req.query_string())?;
-    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let body = read_body(req, payload, state.max_body_bytes, state.body_timeout).await?;
     let envelope = EncryptedEnvelope::parse(&body).map_err(Rejection::Envelope)?;
     let signed = Signed {
         query: &query,
@@ -179,11 +181,14 @@ async fn publish(
 }
 
 /// Reads the body, refusing more than `limit` bytes (from `Content-Length` up front, and while
-/// streaming for chunked bodies or lying headers).
+/// streaming for chunked bodies or lying headers) and a body still incomplete after `timeout`:
+/// actix bounds the time to the end of the headers, nothing bounds the body but this, and a
+/// client that announces a body and stalls would otherwise hold its connection forever.
 async fn read_body(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
+    timeout: Duration,
 ) -> Result<web::Bytes, Rejection> {
     let declared = req
         .headers()
@@ -193,10 +198,11 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Rejection::TooLarge);
     }
-    match payload.to_bytes_limited(limit).await {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(_)) => Err(Rejection::Body),
-        Err(_) => Err(Rejection::TooLarge),
+    match tokio::time::timeout(timeout, payload.to_bytes_limited(limit)).await {
+        Ok(Ok(Ok(body))) => Ok(body),
+        Ok(Ok(Err(_))) => Err(Rejection::Body),
+        Ok(Err(_)) => Err(Rejection::TooLarge),
+        Err(_) => Err(Rejection::TooSlow),
     }
 }
 
@@ -234,11 +240,17 @@ impl State {
     fn fail(&self, route: Route, started: Instant, failure: &Failure) -> HttpResponse {
         match failure {
             Failure::Rejected(rejection) => {
-                let (status, outcome) = match rejection {
+                let (mut status, outcome) = match rejection {
                     Rejection::UnknownSuite => (HttpResponse::NotFound(), "unknown_suite"),
                     Rejection::TooLarge => (HttpResponse::PayloadTooLarge(), "too_large"),
+                    Rejection::TooSlow => (HttpResponse::RequestTimeout(), "too_slow"),
                     _ => (HttpResponse::BadRequest(), "rejected"),
                 };
+                if matches!(rejection, Rejection::TooSlow) {
+                    // The rest of the body may still come; nothing on this connection is worth
+                    // waiting for.
+                    status.force_close();
+                }
                 self.metrics
                     .rejections
                     .with_label_values(&[rejection.cause()])

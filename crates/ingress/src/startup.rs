@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::http::KeepAlive;
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context;
 use bus::{Publisher, PublisherConfig, Topology};
@@ -26,6 +27,10 @@ use crate::routes::{self, State};
 
 /// How long graceful shutdown waits for in-flight requests before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a connection the ingress is closing may take to acknowledge the close before it is
+/// dropped.
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A built ingress: listening, not yet serving.
 pub struct Application {
@@ -56,6 +61,10 @@ impl Application {
             max_clock_skew,
             max_body_bytes,
             workers,
+            header_timeout,
+            body_timeout,
+            keep_alive,
+            max_connections,
             publish_channels,
             log_format: _,
             log_filter: _,
@@ -76,8 +85,14 @@ impl Application {
             publisher: publisher.clone(),
             metrics: Metrics::new().context("registering metrics")?,
             max_body_bytes,
+            body_timeout,
             shutting_down: shutting_down.clone(),
         });
+        // actix counts connections per worker; the setting is for the whole process.
+        let worker_count = workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        });
+        let max_connections_per_worker = max_connections.div_ceil(worker_count);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -88,7 +103,11 @@ impl Application {
                 .default_service(web::to(routes::callback))
         })
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .client_request_timeout(header_timeout)
+        .client_disconnect_timeout(DISCONNECT_TIMEOUT)
+        .keep_alive(keep_alive.map_or(KeepAlive::Disabled, KeepAlive::Timeout))
+        .max_connections(max_connections_per_worker);
         if let Some(workers) = workers {
             server = server.workers(workers);
         }

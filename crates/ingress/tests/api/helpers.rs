@@ -37,6 +37,11 @@ pub struct Options {
     pub max_body_bytes: usize,
     pub via_proxy: bool,
     pub provider_corp_id: Option<String>,
+    /// `INGRESS_BODY_TIMEOUT_MS`, `INGRESS_HEADER_TIMEOUT_MS` and `INGRESS_KEEP_ALIVE_SECS`
+    /// when set; the production defaults otherwise.
+    pub body_timeout: Option<Duration>,
+    pub header_timeout: Option<Duration>,
+    pub keep_alive_secs: Option<u64>,
 }
 
 impl Default for Options {
@@ -47,6 +52,9 @@ impl Default for Options {
             max_body_bytes: 65536,
             via_proxy: false,
             provider_corp_id: Some(PROVIDER_CORP_ID.to_owned()),
+            body_timeout: None,
+            header_timeout: None,
+            keep_alive_secs: None,
         }
     }
 }
@@ -119,6 +127,15 @@ pub async fn spawn_app(options: Options) -> TestApp {
     ]);
     if let Some(provider) = &options.provider_corp_id {
         vars.insert("WECOM_PROVIDER_CORP_ID", provider.clone());
+    }
+    if let Some(timeout) = options.body_timeout {
+        vars.insert("INGRESS_BODY_TIMEOUT_MS", timeout.as_millis().to_string());
+    }
+    if let Some(timeout) = options.header_timeout {
+        vars.insert("INGRESS_HEADER_TIMEOUT_MS", timeout.as_millis().to_string());
+    }
+    if let Some(secs) = options.keep_alive_secs {
+        vars.insert("INGRESS_KEEP_ALIVE_SECS", secs.to_string());
     }
     let config =
         Config::from_lookup(|name| vars.get(name).cloned(), |_| Ok(suites_toml())).unwrap();

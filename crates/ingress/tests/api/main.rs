@@ -9,4 +9,5 @@ mod events;
 mod faults;
 mod helpers;
 mod operations;
+mod slow_clients;
 mod vectors;
