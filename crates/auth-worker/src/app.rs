@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::handler::AuthHandler;
 use crate::health::{self, Probes};
 use crate::metrics::Metrics;
-use crate::sweep;
+use crate::sweep::{self, SweepConfig};
 
 /// How long to wait for the database at start.
 const DB_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,9 +41,7 @@ pub struct Application {
     publisher: Publisher,
     pool: PgPool,
     metrics: Metrics,
-    /// The configured suites, for the ticket-missing gauge.
-    suite_ids: Vec<String>,
-    sweep_interval: Duration,
+    sweep: SweepConfig,
 }
 
 impl std::fmt::Debug for Application {
@@ -99,6 +97,8 @@ impl Application {
             .await
             .context("DATABASE_URL: cannot connect to Postgres")?;
         store::check_schema(&pool).await?;
+        let inbox_retention = chrono::TimeDelta::from_std(config.inbox_retention)
+            .context("INBOX_RETENTION_HOURS: out of range")?;
         let secrets = SecretBox::new(config.keyring.clone());
         check_keys(&pool, &secrets).await?;
         let client = Client::new(ClientConfig::new(config.wecom_api_base.clone()))
@@ -152,8 +152,11 @@ impl Application {
             publisher,
             pool,
             metrics,
-            suite_ids: config.suites.iter().map(|s| s.suite_id.clone()).collect(),
-            sweep_interval: config.sweep_interval,
+            sweep: SweepConfig {
+                suite_ids: config.suites.iter().map(|s| s.suite_id.clone()).collect(),
+                interval: config.sweep_interval,
+                inbox_retention,
+            },
         })
     }
 
@@ -180,8 +183,7 @@ impl Application {
         let sweeper = tokio::spawn(sweep::run(
             self.pool.clone(),
             self.metrics.clone(),
-            self.suite_ids,
-            self.sweep_interval,
+            self.sweep,
             sweep_stop.clone(),
         ));
         self.consumer.run(shutdown).await;

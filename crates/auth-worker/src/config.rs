@@ -21,6 +21,8 @@ use wecom::suite::Suites;
 pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:9090";
 /// Default `DATABASE_URL`: the local Postgres with trust auth.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Longest `INBOX_RETENTION_HOURS`: ten years (Postgres timestamps end, and nothing needs more).
+const MAX_INBOX_RETENTION_HOURS: u64 = 24 * 365 * 10;
 /// Default `AMQP_URL`: the local broker with the guest account.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -53,9 +55,14 @@ pub struct Config {
     pub max_attempts: u32,
     /// `AUTH_WORKER_PUBLISH_TIMEOUT_MS` (default 5000): confirm deadline of `tenant.*` events.
     pub publish_timeout: Duration,
-    /// `AUTH_WORKER_SWEEP_SECS` (default 30): how often expired AuthCodes are reported and the
-    /// suite-ticket age metric refreshed.
+    /// `AUTH_WORKER_SWEEP_SECS` (default 30): how often expired AuthCodes are reported, the
+    /// suite-ticket age metric refreshed and the inbox pruned.
     pub sweep_interval: Duration,
+    /// `INBOX_RETENTION_HOURS` (default 168, at most 87600): how long inbox entries (the dedupe
+    /// keys of applied messages) are kept. It must outlast every redelivery: the retry queues
+    /// (about 11 minutes), WeCom's retries (seconds), and an operator replaying dead letters
+    /// (days); a message redelivered after its entry was pruned applies again.
+    pub inbox_retention: Duration,
     /// `LOG_FORMAT`: `json` (default) or `pretty`.
     pub log_format: LogFormat,
     /// `RUST_LOG` (default `info`).
@@ -77,6 +84,7 @@ impl fmt::Debug for Config {
             .field("max_attempts", &self.max_attempts)
             .field("publish_timeout", &self.publish_timeout)
             .field("sweep_interval", &self.sweep_interval)
+            .field("inbox_retention", &self.inbox_retention)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
             .finish()
@@ -129,6 +137,15 @@ impl Config {
         let sweep_interval = parse_or(&get, "AUTH_WORKER_SWEEP_SECS", "30", |v| {
             positive(v).map(Duration::from_secs)
         })?;
+        let inbox_retention = parse_or(&get, "INBOX_RETENTION_HOURS", "168", |v| {
+            let hours = positive::<u64>(v)?;
+            if hours > MAX_INBOX_RETENTION_HOURS {
+                return Err(format!(
+                    "must be at most {MAX_INBOX_RETENTION_HOURS} hours (10 years)"
+                ));
+            }
+            Ok(Duration::from_secs(hours * 3600))
+        })?;
         let needed = 2 * u32::from(prefetch) + 2;
         if database_max_connections < needed {
             return Err(invalid(
@@ -155,6 +172,7 @@ impl Config {
             max_attempts,
             publish_timeout,
             sweep_interval,
+            inbox_retention,
             log_format,
             log_filter,
         })
@@ -204,6 +222,7 @@ mod tests {
         assert_eq!(c.prefetch, 8);
         assert_eq!(c.database_max_connections, 20);
         assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.inbox_retention, Duration::from_secs(168 * 3600));
         assert_eq!(c.wecom_api_base.as_str(), "https://qyapi.weixin.qq.com/");
         assert_eq!(c.amqp_namespace.as_str(), "");
         assert_eq!(c.log_format, LogFormat::Json);
@@ -232,6 +251,9 @@ mod tests {
             ("AUTH_WORKER_MAX_ATTEMPTS", "-1"),
             ("AUTH_WORKER_PUBLISH_TIMEOUT_MS", "soon"),
             ("AUTH_WORKER_SWEEP_SECS", "0"),
+            ("INBOX_RETENTION_HOURS", "0"),
+            ("INBOX_RETENTION_HOURS", "a week"),
+            ("INBOX_RETENTION_HOURS", "100000"),
             ("LOG_FORMAT", "xml"),
             ("WECOM_ENCODING_AES_KEY", "short"),
         ] {

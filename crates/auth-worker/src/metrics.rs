@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bus::consumer::{Observer, Outcome};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric of the worker, registered in its own registry (no global state).
@@ -34,6 +35,8 @@ pub struct Metrics {
     pub tenant_events: IntCounterVec,
     /// `daikai_tenant_event_publish_failures_total{kind}` (retried with the message).
     pub tenant_event_failures: IntCounterVec,
+    /// `daikai_inbox_pruned_total`: inbox entries this replica deleted past the retention.
+    pub inbox_pruned: IntCounter,
 }
 
 impl Metrics {
@@ -107,6 +110,10 @@ impl Metrics {
             ),
             &["kind"],
         )?;
+        let inbox_pruned = IntCounter::new(
+            "daikai_inbox_pruned_total",
+            "Inbox entries deleted by this replica because they were past INBOX_RETENTION_HOURS",
+        )?;
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(message_duration.clone()))?;
         registry.register(Box::new(ticket_age.clone()))?;
@@ -116,6 +123,7 @@ impl Metrics {
         registry.register(Box::new(auth_code_failures.clone()))?;
         registry.register(Box::new(tenant_events.clone()))?;
         registry.register(Box::new(tenant_event_failures.clone()))?;
+        registry.register(Box::new(inbox_pruned.clone()))?;
         Ok(Self {
             registry,
             messages,
@@ -127,6 +135,7 @@ impl Metrics {
             auth_code_failures,
             tenant_events,
             tenant_event_failures,
+            inbox_pruned,
         })
     }
 

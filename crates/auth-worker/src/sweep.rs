@@ -9,11 +9,17 @@
 //!   [`STALE_TICKET`] is logged once when it becomes stale and once when it recovers. A configured
 //!   suite with no ticket at all has no age: `daikai_suite_ticket_missing` says so instead (1),
 //!   so a template callback URL that never worked is as visible as one that stopped working.
+//! - Inbox entries older than `INBOX_RETENTION_HOURS` are deleted, in batches of
+//!   [`PRUNE_BATCH`] rows (each its own short transaction, at most [`PRUNE_MAX_BATCHES`] per
+//!   sweep: a large backlog is worked off over several sweeps without a long transaction), by
+//!   one replica at a time (`store::inbox::PRUNE_LOCK`, a transaction-level advisory lock; a
+//!   replica that finds it taken skips its turn).
 
 use std::collections::BTreeSet;
 
 use chrono::TimeDelta;
 use sqlx::PgPool;
+use store::inbox::Pruned;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
@@ -22,16 +28,31 @@ use crate::metrics::Metrics;
 /// each valid 30): alert before the suite token can no longer be refreshed.
 pub const STALE_TICKET: TimeDelta = TimeDelta::minutes(20);
 
-/// Runs the sweep every `interval` until `shutdown`.
+/// Inbox entries deleted per prune transaction.
+pub const PRUNE_BATCH: i64 = 5_000;
+/// Prune transactions per sweep at most.
+pub const PRUNE_MAX_BATCHES: u32 = 20;
+
+/// What the sweep needs besides the pool and the metrics.
+#[derive(Debug, Clone)]
+pub(crate) struct SweepConfig {
+    /// The configured suites, for the ticket-missing gauge.
+    pub(crate) suite_ids: Vec<String>,
+    /// `AUTH_WORKER_SWEEP_SECS`.
+    pub(crate) interval: std::time::Duration,
+    /// `INBOX_RETENTION_HOURS`.
+    pub(crate) inbox_retention: TimeDelta,
+}
+
+/// Runs the sweep every `config.interval` until `shutdown`.
 pub(crate) async fn run(
     pool: PgPool,
     metrics: Metrics,
-    suite_ids: Vec<String>,
-    interval: std::time::Duration,
+    config: SweepConfig,
     shutdown: CancellationToken,
 ) {
     let mut stale = BTreeSet::new();
-    let mut ticker = tokio::time::interval(interval);
+    let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -41,8 +62,13 @@ pub(crate) async fn run(
         if let Err(error) = sweep_auth_codes(&pool, &metrics).await {
             tracing::warn!(%error, "expired AuthCode sweep failed");
         }
-        if let Err(error) = refresh_ticket_ages(&pool, &metrics, &suite_ids, &mut stale).await {
+        if let Err(error) =
+            refresh_ticket_ages(&pool, &metrics, &config.suite_ids, &mut stale).await
+        {
             tracing::warn!(%error, "suite ticket age refresh failed");
+        }
+        if let Err(error) = prune_inbox(&pool, &metrics, config.inbox_retention).await {
+            tracing::warn!(%error, "inbox prune failed");
         }
     }
 }
@@ -67,6 +93,28 @@ pub(crate) async fn sweep_auth_codes(
             "AuthCode expired before it could be exchanged: the corp needs to re-authorize, or \
              the provider to reset the app's secret (重新获取secret)"
         );
+    }
+    Ok(())
+}
+
+/// Deletes inbox entries past the retention, unless another replica is pruning.
+pub(crate) async fn prune_inbox(
+    pool: &PgPool,
+    metrics: &Metrics,
+    retention: TimeDelta,
+) -> Result<(), store::StoreError> {
+    match store::inbox::prune_expired(pool, retention, PRUNE_BATCH, PRUNE_MAX_BATCHES).await? {
+        Pruned::Done { rows, batches } if rows > 0 => {
+            metrics.inbox_pruned.inc_by(rows);
+            tracing::info!(
+                rows,
+                batches,
+                retention_hours = retention.num_hours(),
+                "inbox entries past the retention pruned"
+            );
+        }
+        Pruned::Done { .. } => {}
+        Pruned::Busy => tracing::debug!("another replica is pruning the inbox"),
     }
     Ok(())
 }

@@ -83,7 +83,8 @@
 //! - [`auth_codes::fail_expired_auth_codes`] every minute or so: codes whose event was never
 //!   processed become `failed` and are returned once, to be logged and counted.
 //! - [`suites::ticket_statuses`] for the ticket-age metric (alert above 20 minutes).
-//! - [`inbox::prune`] daily, with a retention of e.g. 30 days.
+//! - [`inbox::prune_expired`] with every sweep: entries past the retention (the auth worker keeps
+//!   them 7 days by default), in short batches, one replica at a time (advisory lock).
 //!
 //! # Two rules that keep callers out of deadlocks
 //! - **Size the pools.** A refresh takes its own connection from the [`TokenService`] pool and
