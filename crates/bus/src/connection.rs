@@ -7,12 +7,19 @@
 //! - [`connect_with_backoff`]: retry [`connect`] until it works or shutdown is requested.
 //! - [`ConnectionLost`]: a sticky signal that fires once the connection or any watched channel
 //!   fails, which is when a service must drop its channels and reconnect.
+//!
+//! A broker that refuses the login (ACCESS_REFUSED: wrong user, password or vhost in `AMQP_URL`)
+//! is a configuration problem that retrying at 100 ms cannot heal: those retries start at
+//! [`REFUSED_MIN_DELAY`] and double from there. A run of identical failures is said once, at
+//! `warn`, naming what was refused for whom at which (redacted) URL; the repeats go to `debug`
+//! until the service is connected again, so a misconfigured replica does not flood its log.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::Notify;
@@ -33,6 +40,20 @@ pub enum ConnectError {
         #[source]
         source: lapin::Error,
     },
+    /// The broker refused the login or the vhost (ACCESS_REFUSED): the credentials or vhost in
+    /// `AMQP_URL` are wrong, or the user lacks access. Retrying soon will not help.
+    #[error(
+        "the broker at {url} refused user {user:?}: {reason} (check the user, password and vhost \
+         in AMQP_URL)"
+    )]
+    Refused {
+        /// The URL, password redacted.
+        url: String,
+        /// The user it refused.
+        user: String,
+        /// The broker's reason (starts with `ACCESS_REFUSED`).
+        reason: String,
+    },
     /// The TCP connect and AMQP handshake took longer than allowed.
     #[error("connecting to {url} timed out after {timeout:?}")]
     Timeout {
@@ -43,11 +64,29 @@ pub enum ConnectError {
     },
 }
 
+impl ConnectError {
+    /// Whether the broker refused the login or the vhost (ACCESS_REFUSED).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, Self::Refused { .. })
+    }
+}
+
+/// Whether `error` is the broker's ACCESS_REFUSED (a refused login or vhost, or a resource the
+/// user has no permission for).
+pub(crate) fn is_access_refused(error: &lapin::Error) -> bool {
+    matches!(error, lapin::Error::ProtocolError(e) if is_access_refused_kind(e.kind()))
+}
+
+fn is_access_refused_kind(kind: &AMQPErrorKind) -> bool {
+    *kind == AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
+}
+
 /// A validated AMQP URL. `Debug` and `Display` show it with the password masked.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
     raw: String,
     redacted: String,
+    user: String,
 }
 
 impl BrokerUrl {
@@ -66,7 +105,13 @@ impl BrokerUrl {
         Ok(Self {
             raw: raw.to_owned(),
             redacted,
+            user: auth.userinfo.username.clone(),
         })
+    }
+
+    /// The user name the URL logs in with.
+    pub fn username(&self) -> &str {
+        &self.user
     }
 
     /// The URL with its password, for the connection call only.
@@ -104,6 +149,13 @@ pub async fn connect(url: &BrokerUrl, connection_name: &str) -> Result<Connectio
     .await
     {
         Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(lapin::Error::ProtocolError(refusal))) if is_access_refused_kind(refusal.kind()) => {
+            Err(ConnectError::Refused {
+                url: url.to_string(),
+                user: url.username().to_owned(),
+                reason: refusal.get_message().as_str().to_owned(),
+            })
+        }
         Ok(Err(source)) => Err(ConnectError::Amqp {
             url: url.to_string(),
             source,
@@ -152,15 +204,82 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.next = self.min;
     }
+
+    /// Makes the next delay at least `floor` (still capped at `max`); later ones double from
+    /// there.
+    pub fn at_least(&mut self, floor: Duration) {
+        self.next = self.next.max(floor).min(self.max);
+    }
 }
 
-/// Retries [`connect`] with `backoff` until it succeeds (`Some`) or `shutdown` fires (`None`).
-/// Failures are logged at `warn` with the redacted URL.
+/// The shortest delay before retrying after the broker refused the login (ACCESS_REFUSED).
+pub const REFUSED_MIN_DELAY: Duration = Duration::from_secs(1);
+
+/// A connection (or session) that lasted this long was healthy: the backoff starts over after it.
+pub(crate) const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// Says a run of failures once: the first failure, and any that fails differently from the one
+/// before, at `warn`; identical repeats at `debug`; and at `info` how many attempts failed once
+/// the service is connected again.
+#[derive(Debug, Default)]
+pub(crate) struct Failures {
+    last: Option<String>,
+    count: u32,
+}
+
+impl Failures {
+    /// Logs one failure (`what` says what failed) and the delay before the next attempt.
+    pub(crate) fn failed(&mut self, what: &str, error: &dyn fmt::Display, retry_in: Duration) {
+        self.count = self.count.saturating_add(1);
+        let error = error.to_string();
+        let retry_in_ms = retry_in.as_millis();
+        if self.last.as_ref() == Some(&error) {
+            tracing::debug!(%error, retry_in_ms, attempts = self.count, "{what} (again)");
+        } else {
+            tracing::warn!(
+                %error,
+                retry_in_ms,
+                "{what}; retrying with backoff (the same failure again is logged at debug)"
+            );
+            self.last = Some(error);
+        }
+    }
+
+    /// Ends the run: the service is connected (and working) again.
+    pub(crate) fn recovered(&mut self, what: &str) {
+        if self.count > 0 {
+            tracing::info!(failed_attempts = self.count, "{what} after failed attempts");
+        }
+        *self = Self::default();
+    }
+}
+
+/// Retries [`connect`] with `backoff` until it succeeds (`Some`) or `shutdown` fires (`None`),
+/// and resets `backoff` on success. The first failure is logged at `warn` with the redacted URL,
+/// identical repeats at `debug`; a refused login waits at least [`REFUSED_MIN_DELAY`].
 pub async fn connect_with_backoff(
     url: &BrokerUrl,
     connection_name: &str,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
+) -> Option<Connection> {
+    let mut failures = Failures::default();
+    let connection = connect_until(url, connection_name, backoff, shutdown, &mut failures).await;
+    if connection.is_some() {
+        backoff.reset();
+        failures.recovered("connected to the broker");
+    }
+    connection
+}
+
+/// [`connect_with_backoff`] without the resets: the caller decides when it is healthy again (a
+/// connection the broker accepts is not yet one that works, e.g. when declaring is refused).
+pub(crate) async fn connect_until(
+    url: &BrokerUrl,
+    connection_name: &str,
+    backoff: &mut Backoff,
+    shutdown: &CancellationToken,
+    failures: &mut Failures,
 ) -> Option<Connection> {
     loop {
         let attempt = tokio::select! {
@@ -168,13 +287,13 @@ pub async fn connect_with_backoff(
             attempt = connect(url, connection_name) => attempt,
         };
         match attempt {
-            Ok(connection) => {
-                backoff.reset();
-                return Some(connection);
-            }
+            Ok(connection) => return Some(connection),
             Err(error) => {
+                if error.is_refused() {
+                    backoff.at_least(REFUSED_MIN_DELAY);
+                }
                 let delay = backoff.next_delay();
-                tracing::warn!(%error, retry_in_ms = delay.as_millis(), "broker connection failed");
+                failures.failed("broker connection failed", &error, delay);
                 tokio::select! {
                     () = shutdown.cancelled() => return None,
                     () = tokio::time::sleep(delay) => {}
@@ -267,6 +386,25 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(125));
+    }
+
+    #[test]
+    fn at_least_raises_the_next_delay_within_the_cap() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        backoff.at_least(Duration::from_secs(1));
+        let first = backoff.next_delay();
+        assert!(first >= Duration::from_millis(750), "{first:?}");
+        let second = backoff.next_delay();
+        assert!(second >= Duration::from_millis(1500), "{second:?}");
+        let mut capped = Backoff::new(Duration::from_millis(10), Duration::from_millis(20));
+        capped.at_least(Duration::from_secs(1));
+        assert!(capped.next_delay() <= Duration::from_millis(25));
+    }
+
+    #[test]
+    fn the_url_knows_its_user() {
+        let url = BrokerUrl::parse("amqp://daikai:pw@broker/%2f").unwrap();
+        assert_eq!(url.username(), "daikai");
     }
 
     #[tokio::test]

@@ -61,7 +61,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::connection::{Backoff, BrokerUrl, ConnectionLost, connect_with_backoff};
+use crate::connection::{
+    Backoff, BrokerUrl, ConnectionLost, Failures, HEALTHY_AFTER, REFUSED_MIN_DELAY, connect_until,
+    is_access_refused,
+};
 use crate::envelope::Envelope;
 use crate::topology::{QueueNames, Topology, TopologyError, WorkQueue};
 
@@ -332,30 +335,38 @@ impl<H: Handler> Consumer<H> {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let queue = self.shared.names.work.clone();
         loop {
-            let mut connect_backoff = self.backoff.clone();
-            let connection = connect_with_backoff(
+            let connection = connect_until(
                 &self.shared.config.url,
                 &self.shared.config.connection_name,
-                &mut connect_backoff,
+                &mut self.backoff,
                 &shutdown,
             )
             .await;
             let Some(connection) = connection else { break };
             let started = Instant::now();
-            let end = self.session(&connection, &shutdown).await;
+            let end = self.session(&connection, &shutdown, &mut failures).await;
             close_connection(&connection).await;
-            match end {
+            if started.elapsed() > HEALTHY_AFTER {
+                self.backoff.reset();
+            }
+            let delay = match end {
                 Ok(SessionEnd::Shutdown) => break,
                 Ok(SessionEnd::Lost) => {
                     tracing::warn!(%queue, "consumer lost the broker; reconnecting");
                 }
-                Err(error) => tracing::warn!(%queue, %error, "consumer session failed"),
-            }
-            // A session that ran for a while was healthy: start the backoff over.
-            if started.elapsed() > Duration::from_secs(30) {
-                self.backoff.reset();
-            }
-            let delay = self.backoff.next_delay();
+                Err(error) => {
+                    if error.is_refused() {
+                        self.backoff.at_least(REFUSED_MIN_DELAY);
+                    }
+                    let delay = self.backoff.next_delay();
+                    failures.failed(
+                        &format!("consumer session on {queue} failed"),
+                        &error,
+                        delay,
+                    );
+                    delay
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(delay) => {}
@@ -368,6 +379,10 @@ impl<H: Handler> Consumer<H> {
     /// One connection's worth of consuming.
     async fn session(
         &self,
+        // One backoff and one failure log across connection attempts and sessions: a connection
+        // the broker accepts is not yet a working one (declaring may be refused), so only a
+        // session that ran for a while starts either over.
+        let mut failures = Failures::default();
         connection: &Connection,
         shutdown: &CancellationToken,
     ) -> Result<SessionEnd, SessionError> {
@@ -375,6 +390,7 @@ impl<H: Handler> Consumer<H> {
         let channels = self.open_channels(connection, &lost).await?;
         let tag = format!(
             "{}-{}",
+                &mut failures,
             self.shared.config.connection_name,
             uuid::Uuid::now_v7()
         );
@@ -385,6 +401,7 @@ impl<H: Handler> Consumer<H> {
                 &tag,
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
+                    self.backoff.next_delay()
             )
             .await?;
         self.shared.status.set(true);
@@ -407,6 +424,7 @@ impl<H: Handler> Consumer<H> {
                         let publish = channels.publish.clone();
                         tasks.spawn(process(shared, publish, delivery));
                     }
+        failures: &mut Failures,
                     Some(Err(error)) => {
                         tracing::warn!(%error, "delivery stream failed");
                         break SessionEnd::Lost;
@@ -425,6 +443,7 @@ impl<H: Handler> Consumer<H> {
                 .consume
                 .basic_cancel(&tag, BasicCancelOptions::default())
                 .await
+        failures.recovered("consumer connected");
             {
                 tracing::debug!(%error, "basic.cancel failed");
             }
@@ -522,6 +541,18 @@ async fn process<H: Handler>(shared: Arc<Shared<H>>, publish: Channel, delivery:
     let (kind, disposition) = match Envelope::from_json(&delivery.data) {
         Err(error) => {
             tracing::error!(
+impl SessionError {
+    /// The broker refused a declaration or the queue (ACCESS_REFUSED).
+    fn is_refused(&self) -> bool {
+        match self {
+            Self::Amqp(source) | Self::Topology(TopologyError::Declare { source, .. }) => {
+                is_access_refused(source)
+            }
+            Self::Topology(TopologyError::InvalidNamespace(_)) => false,
+        }
+    }
+}
+
                 queue = %shared.names.work,
                 message_id = ?delivery.properties.message_id().as_ref().map(ShortString::as_str),
                 %error,

@@ -26,7 +26,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::connection::{Backoff, BrokerUrl, ConnectionLost, connect};
+use crate::connection::{
+    Backoff, BrokerUrl, ConnectionLost, Failures, HEALTHY_AFTER, REFUSED_MIN_DELAY, connect,
+    is_access_refused,
+};
 use crate::envelope::{Envelope, EnvelopeError, MAX_ROUTING_KEY_LEN};
 use crate::topology::{Topology, TopologyError};
 
@@ -295,16 +298,18 @@ async fn supervise(
     shutdown: CancellationToken,
 ) {
     let mut backoff = config.backoff.clone();
+    let mut failures = Failures::default();
     loop {
         let opened = tokio::select! {
             () = shutdown.cancelled() => break,
             opened = open_link(&config) => opened,
         };
-        match opened {
+        let delay = match opened {
             Ok((link, lost)) => {
-                backoff.reset();
+                failures.recovered("publisher connected");
                 tracing::info!(broker = %config.url, channels = link.channels.len(), "publisher connected");
                 link_tx.send_replace(Some(link.clone()));
+                let started = Instant::now();
                 tokio::select! {
                     () = shutdown.cancelled() => {
                         link_tx.send_replace(None);
@@ -317,12 +322,22 @@ async fn supervise(
                         tracing::warn!(broker = %config.url, "publisher lost the broker; reconnecting");
                     }
                 }
+                // Only a link that worked for a while starts the backoff over: one the broker
+                // drops right after it opened keeps backing off.
+                if started.elapsed() > HEALTHY_AFTER {
+                    backoff.reset();
+                }
+                backoff.next_delay()
             }
             Err(error) => {
-                tracing::warn!(%error, "publisher cannot connect");
+                if error.is_refused() {
+                    backoff.at_least(REFUSED_MIN_DELAY);
+                }
+                let delay = backoff.next_delay();
+                failures.failed("publisher cannot connect", &error, delay);
+                delay
             }
-        }
-        let delay = backoff.next_delay();
+        };
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(delay) => {}
@@ -339,6 +354,19 @@ enum OpenError {
     Topology(#[from] TopologyError),
     #[error("cannot open a confirm-mode channel: {0}")]
     Channel(#[from] lapin::Error),
+}
+
+impl OpenError {
+    /// The broker refused the login, the vhost, or a declaration (ACCESS_REFUSED).
+    fn is_refused(&self) -> bool {
+        match self {
+            Self::Connect(error) => error.is_refused(),
+            Self::Topology(TopologyError::Declare { source, .. }) | Self::Channel(source) => {
+                is_access_refused(source)
+            }
+            Self::Topology(TopologyError::InvalidNamespace(_)) => false,
+        }
+    }
 }
 
 async fn open_link(config: &PublisherConfig) -> Result<(Arc<Link>, ConnectionLost), OpenError> {

@@ -5,9 +5,13 @@
 //! - [`cut`](FaultProxy::cut): drop every proxied connection and refuse new ones (broker down),
 //! - [`stall`](FaultProxy::stall): keep connections open but hold back every byte from the broker
 //!   (a broker that accepts publishes and never confirms),
-//! - [`restore`](FaultProxy::restore): forward normally again (held bytes flow on).
+//! - [`restore`](FaultProxy::restore): forward normally again (held bytes flow on),
 //!
-//! [`test_namespace`] gives each test its own exchange/queue prefix.
+//! and counts the connections it accepted ([`accepted`](FaultProxy::accepted)), which is how a
+//! test sees how often a service tries to connect.
+//!
+//! [`test_namespace`] gives each test its own exchange/queue prefix, and [`LogRecorder`] keeps
+//! the log lines a test wants to assert on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +60,7 @@ pub struct FaultProxy {
     addr: SocketAddr,
     control: watch::Sender<Control>,
     generation: Arc<AtomicU64>,
+    accepted: Arc<AtomicU64>,
     accept: JoinHandle<()>,
 }
 
@@ -75,11 +80,13 @@ impl FaultProxy {
             mode: ProxyMode::Forward,
             generation: 0,
         });
-        let accept = tokio::spawn(accept_loop(listener, upstream, rx));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let accept = tokio::spawn(accept_loop(listener, upstream, rx, accepted.clone()));
         Ok(Self {
             addr,
             control,
             generation: Arc::new(AtomicU64::new(0)),
+            accepted,
             accept,
         })
     }
@@ -123,17 +130,24 @@ impl FaultProxy {
     pub fn mode(&self) -> ProxyMode {
         self.control.borrow().mode
     }
+
+    /// How many client connections the proxy has accepted so far (refused ones included).
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
 }
 
 async fn accept_loop(
     listener: TcpListener,
     upstream: SocketAddr,
     control: watch::Receiver<Control>,
+    accepted: Arc<AtomicU64>,
 ) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
+        accepted.fetch_add(1, Ordering::SeqCst);
         let current = *control.borrow();
         if current.mode == ProxyMode::Refuse {
             drop(client);
@@ -220,6 +234,88 @@ async fn wait_unstalled(control: &mut watch::Receiver<Control>, generation: u64)
     }
 }
 
+/// A minimal `tracing` subscriber that records every event at `debug` and above as
+/// `(level, "target message field=value …")`. Install it for one test with
+/// `tracing::subscriber::set_default(recorder.clone())`.
+#[derive(Debug, Clone, Default)]
+pub struct LogRecorder {
+    lines: Arc<std::sync::Mutex<Vec<(tracing::Level, String)>>>,
+    next_span: Arc<AtomicU64>,
+}
+
+impl LogRecorder {
+    /// Every line recorded so far.
+    pub fn lines(&self) -> Vec<(tracing::Level, String)> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Lines at `level` or more severe whose target starts with `target`.
+    pub fn at_least(&self, level: tracing::Level, target: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|(l, line)| *l <= level && line.starts_with(target))
+            .map(|(_, line)| line)
+            .collect()
+    }
+
+    /// Lines at exactly `level` whose target starts with `target`.
+    pub fn at(&self, level: tracing::Level, target: &str) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter(|(l, line)| *l == level && line.starts_with(target))
+            .map(|(_, line)| line)
+            .collect()
+    }
+}
+
+struct LineVisitor<'a>(&'a mut String);
+
+impl tracing::field::Visit for LineVisitor<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = if field.name() == "message" {
+            format!(" {value:?}")
+        } else {
+            format!(" {}={value:?}", field.name())
+        };
+        self.0.push_str(&text);
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        let text = if field.name() == "message" {
+            format!(" {value}")
+        } else {
+            format!(" {}={value}", field.name())
+        };
+        self.0.push_str(&text);
+    }
+}
+
+impl tracing::Subscriber for LogRecorder {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::DEBUG
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(self.next_span.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut line = event.metadata().target().to_owned();
+        event.record(&mut LineVisitor(&mut line));
+        if let Ok(mut lines) = self.lines.lock() {
+            lines.push((*event.metadata().level(), line));
+        }
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +347,7 @@ mod tests {
             }
         });
         let proxy = FaultProxy::start(upstream_addr).await.unwrap();
+        assert_eq!(proxy.accepted(), 0);
         let mut conn = TcpStream::connect(proxy.addr()).await.unwrap();
         let mut buf = [0u8; 2];
         conn.write_all(b"hi").await.unwrap();
@@ -278,6 +375,7 @@ mod tests {
         again.write_all(b"ok").await.unwrap();
         again.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ok");
+        assert_eq!(proxy.accepted(), 2);
         echo.abort();
     }
 }
