@@ -26,8 +26,14 @@
 //!
 //! Retries and dead letters are republished on a confirm-mode channel of the consumer's own
 //! connection, and the original is acked only after the broker confirmed the copy: a crash in
-//! between can duplicate a message (the inbox absorbs that), never lose it. If the copy cannot be
-//! published, the original is nacked back onto the work queue.
+//! between can duplicate a message (the inbox absorbs that), never lose it. Copies are published
+//! `mandatory`, so a copy to a queue that does not exist comes back (basic.return) and counts as
+//! not published rather than confirmed into nowhere. If the copy cannot be published (returned,
+//! nacked during a memory alarm, not confirmed in time), the original goes back onto the work
+//! queue after a pause that grows with each failure (500 ms doubling to 30 s), and the failure
+//! counts as an attempt: the consumer remembers, per message id, how many copies failed and adds
+//! that to the attempt the handler sees and the next copy's header, so such a message still
+//! reaches its last attempt and `{queue}.dead` instead of re-running the handler forever.
 //!
 //! In-flight work is bounded by the prefetch ([`ConsumerConfig::prefetch`], `basic.qos`): the
 //! broker never has more unacked deliveries out to this consumer, and each runs in its own task.
@@ -39,7 +45,7 @@
 //! ingress's trace. Nothing here logs a message body: WeCom payloads carry AuthCodes.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -301,6 +307,11 @@ struct Shared<H> {
     handler: H,
     observer: Arc<dyn Observer>,
     status: ConsumerStatus,
+    unsettled: Unsettled,
+    /// One retry or dead-letter copy in flight at a time: lapin hands a returned message to the
+    /// next confirm of the channel, which with several copies in flight (and the broker
+    /// confirming several at once) may be another copy's. Copies are rare; exactness matters.
+    copying: tokio::sync::Mutex<()>,
 }
 
 impl<H: Handler> Consumer<H> {
@@ -320,6 +331,8 @@ impl<H: Handler> Consumer<H> {
                 handler,
                 observer,
                 status: ConsumerStatus::default(),
+                unsettled: Unsettled::default(),
+                copying: tokio::sync::Mutex::new(()),
             }),
             backoff,
         }
@@ -334,12 +347,17 @@ impl<H: Handler> Consumer<H> {
     /// Returns once the in-flight messages are settled and the connection is closed.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let queue = self.shared.names.work.clone();
+        // One backoff and one failure log across connection attempts and sessions: a connection
+        // the broker accepts is not yet a working one (declaring may be refused), so only a
+        // session that ran for a while starts either over.
+        let mut failures = Failures::default();
         loop {
             let connection = connect_until(
                 &self.shared.config.url,
                 &self.shared.config.connection_name,
                 &mut self.backoff,
                 &shutdown,
+                &mut failures,
             )
             .await;
             let Some(connection) = connection else { break };
@@ -353,6 +371,7 @@ impl<H: Handler> Consumer<H> {
                 Ok(SessionEnd::Shutdown) => break,
                 Ok(SessionEnd::Lost) => {
                     tracing::warn!(%queue, "consumer lost the broker; reconnecting");
+                    self.backoff.next_delay()
                 }
                 Err(error) => {
                     if error.is_refused() {
@@ -379,18 +398,14 @@ impl<H: Handler> Consumer<H> {
     /// One connection's worth of consuming.
     async fn session(
         &self,
-        // One backoff and one failure log across connection attempts and sessions: a connection
-        // the broker accepts is not yet a working one (declaring may be refused), so only a
-        // session that ran for a while starts either over.
-        let mut failures = Failures::default();
         connection: &Connection,
         shutdown: &CancellationToken,
+        failures: &mut Failures,
     ) -> Result<SessionEnd, SessionError> {
         let lost = ConnectionLost::watch(connection);
         let channels = self.open_channels(connection, &lost).await?;
         let tag = format!(
             "{}-{}",
-                &mut failures,
             self.shared.config.connection_name,
             uuid::Uuid::now_v7()
         );
@@ -401,10 +416,10 @@ impl<H: Handler> Consumer<H> {
                 &tag,
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
-                    self.backoff.next_delay()
             )
             .await?;
         self.shared.status.set(true);
+        failures.recovered("consumer connected");
         tracing::info!(
             queue = %self.shared.names.work,
             prefetch = self.shared.config.prefetch,
@@ -422,9 +437,8 @@ impl<H: Handler> Consumer<H> {
                     Some(Ok(delivery)) => {
                         let shared = Arc::clone(&self.shared);
                         let publish = channels.publish.clone();
-                        tasks.spawn(process(shared, publish, delivery));
+                        tasks.spawn(process(shared, publish, delivery, shutdown.clone()));
                     }
-        failures: &mut Failures,
                     Some(Err(error)) => {
                         tracing::warn!(%error, "delivery stream failed");
                         break SessionEnd::Lost;
@@ -443,7 +457,6 @@ impl<H: Handler> Consumer<H> {
                 .consume
                 .basic_cancel(&tag, BasicCancelOptions::default())
                 .await
-        failures.recovered("consumer connected");
             {
                 tracing::debug!(%error, "basic.cancel failed");
             }
@@ -504,6 +517,18 @@ enum SessionError {
     Topology(#[from] TopologyError),
 }
 
+impl SessionError {
+    /// The broker refused a declaration or the queue (ACCESS_REFUSED).
+    fn is_refused(&self) -> bool {
+        match self {
+            Self::Amqp(source) | Self::Topology(TopologyError::Declare { source, .. }) => {
+                is_access_refused(source)
+            }
+            Self::Topology(TopologyError::InvalidNamespace(_)) => false,
+        }
+    }
+}
+
 fn log_task_failure(joined: Result<(), tokio::task::JoinError>) {
     // Handler panics are caught inside the task; this only sees a panic in the settling code
     // itself, or a task aborted at runtime shutdown.
@@ -535,24 +560,20 @@ enum Disposition {
 }
 
 /// Decodes, handles and settles one delivery.
-async fn process<H: Handler>(shared: Arc<Shared<H>>, publish: Channel, delivery: Delivery) {
+async fn process<H: Handler>(
+    shared: Arc<Shared<H>>,
+    publish: Channel,
+    delivery: Delivery,
+    shutdown: CancellationToken,
+) {
     let started = Instant::now();
-    let attempt = attempt_of(&delivery);
+    // Deliveries whose retry/dead copy could not be published count too (they came back with
+    // the same header).
+    let key = unsettled_key(&delivery);
+    let attempt = attempt_of(&delivery).saturating_add(shared.unsettled.failures(&key));
     let (kind, disposition) = match Envelope::from_json(&delivery.data) {
         Err(error) => {
             tracing::error!(
-impl SessionError {
-    /// The broker refused a declaration or the queue (ACCESS_REFUSED).
-    fn is_refused(&self) -> bool {
-        match self {
-            Self::Amqp(source) | Self::Topology(TopologyError::Declare { source, .. }) => {
-                is_access_refused(source)
-            }
-            Self::Topology(TopologyError::InvalidNamespace(_)) => false,
-        }
-    }
-}
-
                 queue = %shared.names.work,
                 message_id = ?delivery.properties.message_id().as_ref().map(ShortString::as_str),
                 %error,
@@ -581,7 +602,13 @@ impl SessionError {
             (kind, disposition)
         }
     };
-    let outcome = settle(&shared, &publish, &delivery, disposition).await;
+    let copy = Settling {
+        channel: &publish,
+        attempt,
+        key: &key,
+        shutdown: &shutdown,
+    };
+    let outcome = settle(&shared, copy, &delivery, disposition).await;
     shared.observer.observe(&kind, outcome, started.elapsed());
 }
 
@@ -661,11 +688,11 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 /// cannot be published.
 async fn settle<H>(
     shared: &Shared<H>,
-    publish: &Channel,
+    copy: Settling<'_>,
     delivery: &Delivery,
     disposition: Disposition,
 ) -> Outcome {
-    let (outcome, copy) = match disposition {
+    let (outcome, copy_to) = match disposition {
         Disposition::Ack => (Outcome::Acked, None),
         Disposition::Retry {
             attempt,
@@ -677,28 +704,24 @@ async fn settle<H>(
             (Outcome::Retried, Some((tier, headers)))
         }
         Disposition::Dead { reason } => {
-            let attempt = attempt_of(delivery);
-            let headers = copy_headers(delivery, &shared.names, attempt, &reason);
+            let headers = copy_headers(delivery, &shared.names, copy.attempt, &reason);
             (
                 Outcome::DeadLettered,
                 Some((shared.names.dead.clone(), headers)),
             )
         }
     };
-    if let Some((queue, headers)) = copy {
+    if let Some((queue, headers)) = copy_to {
         let timeout = shared.config.confirm_timeout;
-        if let Err(error) = republish(publish, &queue, delivery, headers, timeout).await {
-            tracing::warn!(%queue, %error, "cannot republish; returning the message to its queue");
-            let requeue = BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            };
-            if let Err(error) = delivery.acker.nack(requeue).await {
-                tracing::warn!(%error, "nack failed; the broker will redeliver");
-            }
-            return Outcome::Requeued;
+        let published = {
+            let _one_at_a_time = shared.copying.lock().await;
+            republish(copy.channel, &queue, delivery, headers, timeout).await
+        };
+        if let Err(error) = published {
+            return requeue_later(shared, copy, delivery, &queue, &error).await;
         }
     }
+    shared.unsettled.forget(copy.key);
     match delivery.acker.ack(BasicAckOptions::default()).await {
         Ok(()) => outcome,
         Err(error) => {
@@ -706,6 +729,108 @@ async fn settle<H>(
             Outcome::Requeued
         }
     }
+}
+
+/// What settling a delivery needs besides the delivery itself.
+#[derive(Clone, Copy)]
+struct Settling<'a> {
+    /// The confirm-mode channel for retry and dead-letter copies.
+    channel: &'a Channel,
+    /// The attempt the handler saw (header plus copies that failed).
+    attempt: u32,
+    /// The delivery's key in [`Unsettled`].
+    key: &'a str,
+    /// Cuts the wait before the nack short.
+    shutdown: &'a CancellationToken,
+}
+
+/// A copy could not be published: count it as an attempt, wait (longer each time), then return
+/// the message to its queue. Without the wait the broker would hand it straight back and the
+/// handler (WeCom calls included) would run again every few milliseconds; without the count it
+/// would never reach its last attempt.
+async fn requeue_later<H>(
+    shared: &Shared<H>,
+    copy: Settling<'_>,
+    delivery: &Delivery,
+    queue: &str,
+    error: &RepublishError,
+) -> Outcome {
+    let failures = shared.unsettled.failed(copy.key);
+    let delay = requeue_delay(failures);
+    tracing::warn!(
+        %queue,
+        %error,
+        attempt = copy.attempt,
+        copies_failed = failures,
+        requeue_in_ms = delay.as_millis(),
+        "cannot republish the message; it counts as an attempt and returns to its queue after a pause"
+    );
+    tokio::select! {
+        () = copy.shutdown.cancelled() => {}
+        () = tokio::time::sleep(delay) => {}
+    }
+    let requeue = BasicNackOptions {
+        multiple: false,
+        requeue: true,
+    };
+    if let Err(error) = delivery.acker.nack(requeue).await {
+        tracing::warn!(%error, "nack failed; the broker will redeliver");
+    }
+    Outcome::Requeued
+}
+
+/// The pause before returning a message whose copy failed for the `failures`-th time: 500 ms,
+/// doubling, at most 30 s.
+fn requeue_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(6);
+    (Duration::from_millis(500) * 2_u32.pow(doublings)).min(Duration::from_secs(30))
+}
+
+/// How long a count of failed copies is kept for a message that does not come back (another
+/// consumer took it).
+const UNSETTLED_TTL: Duration = Duration::from_secs(3600);
+
+/// Per message, how many of its retry/dead-letter copies could not be published. The broker
+/// redelivers such a message with its old attempt header; this count is added to it.
+#[derive(Default)]
+struct Unsettled(std::sync::Mutex<HashMap<String, (u32, Instant)>>);
+
+impl Unsettled {
+    fn failures(&self, key: &str) -> u32 {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|map| map.get(key).map(|(n, _)| *n))
+            .unwrap_or(0)
+    }
+
+    /// Counts one more failed copy; returns the count.
+    fn failed(&self, key: &str) -> u32 {
+        let Ok(mut map) = self.0.lock() else { return 1 };
+        let now = Instant::now();
+        map.retain(|_, (_, at)| now.duration_since(*at) < UNSETTLED_TTL);
+        let entry = map.entry(key.to_owned()).or_insert((0, now));
+        *entry = (entry.0.saturating_add(1), now);
+        entry.0
+    }
+
+    /// The message is settled: its copy went out, or it was acked.
+    fn forget(&self, key: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(key);
+        }
+    }
+}
+
+/// The delivery's `message_id`, or a hash of its body when it has none.
+fn unsettled_key(delivery: &Delivery) -> String {
+    delivery.properties.message_id().as_ref().map_or_else(
+        || {
+            crate::envelope::DedupeKey::of_parts(&[&String::from_utf8_lossy(&delivery.data)])
+                .to_string()
+        },
+        |id| id.as_str().to_owned(),
+    )
 }
 
 /// The retry queue for the retry after delivery `attempt` (1-based): the tier of that attempt,
@@ -795,6 +920,12 @@ enum RepublishError {
     Timeout(Duration),
     #[error("the broker nacked the copy")]
     Nacked,
+    #[error("the broker returned the copy unroutable ({code} {text}): does queue {queue} exist?")]
+    Unroutable {
+        queue: String,
+        code: u16,
+        text: String,
+    },
     #[error(transparent)]
     Amqp(#[from] lapin::Error),
 }
@@ -818,7 +949,12 @@ async fn republish(
             .basic_publish(
                 "",
                 queue,
-                BasicPublishOptions::default(),
+                // Mandatory: a copy to a missing queue comes back instead of being confirmed
+                // into nowhere (and the original acked: lost).
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
                 &delivery.data,
                 properties,
             )
@@ -828,7 +964,12 @@ async fn republish(
     match tokio::time::timeout(timeout, publish).await {
         Err(_) => Err(RepublishError::Timeout(timeout)),
         Ok(Err(error)) => Err(error.into()),
-        Ok(Ok(Confirmation::Ack(_))) => Ok(()),
+        Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+        Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(RepublishError::Unroutable {
+            queue: returned.delivery.routing_key.as_str().to_owned(),
+            code: returned.reply_code,
+            text: returned.reply_text.as_str().to_owned(),
+        }),
         Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(RepublishError::Nacked),
     }
 }
@@ -874,6 +1015,30 @@ mod tests {
             Disposition::Dead { reason } => assert_eq!(reason, "gave up after 3 attempts: busy"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_failed_copy_waits_longer_each_time() {
+        let delays: Vec<u64> = (1..=9)
+            .map(|n| u64::try_from(requeue_delay(n).as_millis()).unwrap())
+            .collect();
+        assert_eq!(
+            delays,
+            [500, 1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000]
+        );
+    }
+
+    #[test]
+    fn failed_copies_are_counted_per_message_until_settled() {
+        let unsettled = Unsettled::default();
+        assert_eq!(unsettled.failures("m1"), 0);
+        assert_eq!(unsettled.failed("m1"), 1);
+        assert_eq!(unsettled.failed("m1"), 2);
+        assert_eq!(unsettled.failed("m2"), 1);
+        assert_eq!(unsettled.failures("m1"), 2);
+        unsettled.forget("m1");
+        assert_eq!(unsettled.failures("m1"), 0);
+        assert_eq!(unsettled.failures("m2"), 1);
     }
 
     #[test]

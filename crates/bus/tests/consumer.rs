@@ -264,6 +264,16 @@ fn spawn(consumer: Consumer<TestHandler>) -> (CancellationToken, tokio::task::Jo
     (shutdown, task)
 }
 
+/// Spawns the consumer and waits until it consumes (its topology declared).
+async fn spawn_consuming(
+    consumer: Consumer<TestHandler>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let status = consumer.status();
+    let spawned = spawn(consumer);
+    wait_until(|| status.is_consuming()).await;
+    spawned
+}
+
 async fn stop(shutdown: CancellationToken, task: tokio::task::JoinHandle<()>) {
     shutdown.cancel();
     tokio::time::timeout(DEADLINE, task).await.unwrap().unwrap();
@@ -563,5 +573,124 @@ async fn a_lost_connection_is_reestablished_and_the_unacked_message_applied_once
     assert!(status.is_consuming());
     stop(shutdown, task).await;
     assert_eq!(probe.effects(), 3);
+    world.close().await;
+}
+
+/// Replaces `queue` with one that refuses every publish (length 0, `reject-publish`), so the
+/// broker nacks every copy sent there, as it does during a memory alarm.
+async fn make_refusing(world: &World, queue: &str) {
+    world
+        .admin
+        .queue_delete(queue, QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    world
+        .admin
+        .queue_declare(queue, options, args)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_letter_copy_to_a_missing_queue_does_not_lose_the_message() {
+    use bus::testkit::LogRecorder;
+
+    let recorder = LogRecorder::default();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    let world = World::new().await;
+    let (handler, probe) = test_handler(|_| Behaviour::Permanent("unknown suite dk1"));
+    let (shutdown, task) = spawn_consuming(Consumer::new(world.config(), handler)).await;
+    // The dead queue is gone (after the consumer declared it): a dead-letter copy has nowhere to
+    // go.
+    world
+        .admin
+        .queue_delete(&world.dead(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+
+    world.publish_ticket("keep").await;
+    wait_until(|| !probe.calls().is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop(shutdown, task).await;
+    // Not acked: back on the work queue, waiting for the dead queue to exist again.
+    assert_eq!(world.ready_count(&world.work()).await, 1);
+    let warned = recorder.at_least(tracing::Level::WARN, "bus::consumer");
+    assert!(
+        warned
+            .iter()
+            .any(|l| l.contains("unroutable") && l.contains(&world.dead())),
+        "{warned:#?}"
+    );
+    world.close().await;
+}
+
+#[tokio::test]
+async fn a_retry_copy_the_broker_refuses_backs_off_and_counts_the_attempt() {
+    let world = World::new().await;
+    let (handler, probe) = test_handler(|_| Behaviour::Transient);
+    let mut config = world.config();
+    config.max_attempts = 3;
+    let (shutdown, task) = spawn_consuming(Consumer::new(config, handler)).await;
+    // After the consumer declared its topology: the broker now refuses every retry copy.
+    for retry in &world.topology.queue(WorkQueue::Auth).retries {
+        make_refusing(&world, &retry.name).await;
+    }
+
+    world.publish_ticket("r").await;
+    // Attempt 1 fails, its retry copy is refused; so is attempt 2's. The attempts still count,
+    // so attempt 3 is the last one and the message is dead-lettered.
+    let (headers, _) = world.next_dead().await;
+    assert_eq!(
+        probe.calls(),
+        [
+            ("r".to_owned(), 1),
+            ("r".to_owned(), 2),
+            ("r".to_owned(), 3)
+        ]
+    );
+    assert_eq!(
+        headers.inner().get(ATTEMPT_HEADER),
+        Some(&AMQPValue::LongLongInt(3))
+    );
+    stop(shutdown, task).await;
+    world.close().await;
+}
+
+#[tokio::test]
+async fn a_refused_retry_copy_does_not_rerun_the_handler_at_full_speed() {
+    let world = World::new().await;
+    let (handler, probe) = test_handler(|_| Behaviour::Transient);
+    let mut config = world.config();
+    config.max_attempts = 100;
+    let (shutdown, task) = spawn_consuming(Consumer::new(config, handler)).await;
+    for retry in &world.topology.queue(WorkQueue::Auth).retries {
+        make_refusing(&world, &retry.name).await;
+    }
+
+    world.publish_ticket("slow").await;
+    wait_until(|| !probe.calls().is_empty()).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let calls = probe.calls();
+    stop(shutdown, task).await;
+    println!("handler calls in 4 s with refused retry copies: {calls:?}");
+    // Backing off 0.5 s, 1 s, 2 s …: at most a handful of calls, each a higher attempt.
+    assert!(calls.len() <= 5, "{} calls", calls.len());
+    let attempts: Vec<u32> = calls.iter().map(|(_, a)| *a).collect();
+    assert!(
+        attempts.windows(2).all(|w| w[1] == w[0] + 1),
+        "{attempts:?}"
+    );
+    // Not lost either: back on the work queue.
+    assert_eq!(world.ready_count(&world.work()).await, 1);
     world.close().await;
 }
