@@ -1,26 +1,29 @@
-//! `create_auth` and `reset_permanent_code`: the single-use AuthCode → permanent code exchange
-//! (ARCHITECTURE §4.5, PITFALLS 10).
+//! `create_auth` and `reset_permanent_code`: the single-use AuthCode → permanent code exchange.
 //!
-//! 1. The AuthCode is persisted on arrival (`auth_codes`, sealed), committed on its own, so it
-//!    is never silently lost whatever happens next.
-//! 2. In the message's transaction: the inbox row, then the code's row lock
-//!    (`claim_auth_code`). A duplicate — same push again, or the same code on another replica —
-//!    waits on one of those and then finds the code `exchanged` or `failed`: **one exchange**.
-//! 3. `get_permanent_code` v2 (falling back to v1 when v2 is unavailable), then `get_auth_info`
-//!    for the agent id, corp name and scope; the tenant is activated (create_auth) or its secret
-//!    rotated (reset_permanent_code, which also drops the cached corp token); the code is marked
-//!    `exchanged`; commit.
-//! 4. Outcomes of the exchange call:
-//!    - 40078 (burnt or unknown code) or any other refusal: the code is marked `failed` with
-//!      the reason, one error line and a metric, and the message is acked — no retry loop;
-//!    - transient (`-1`, timeouts, rate limits, no suite token yet): retried inline a few times,
-//!      then the message goes back through the retry queues; every retry re-checks the code's
-//!      10-minute life, and once it is past, the code is marked `failed` (`expired`) instead.
-//!      The sweeper reports codes that expire while their message waits.
+//! WeCom answers an AuthCode once: the permanent code in that answer is never given again (a
+//! second call gets 40078). Everything here is arranged so that answer reaches the database.
 //!
-//! Once WeCom has answered with a permanent code, the code is burnt: that answer must reach the
-//! database. Auth info is therefore best effort (the tenant is activated without it rather than
-//! lost), and a failed commit is retried on fresh transactions before giving up.
+//! 1. The AuthCode is persisted on arrival (`auth_codes`, sealed) and committed on its own.
+//! 2. The code is *claimed* in one committed statement (`claim_auth_code`: a claim id and a
+//!    two-minute lease). A duplicate delivery, a redelivery or the expiry sweep finds the claim
+//!    and leaves the code alone (`Busy`: retry later), so it is never sent to WeCom twice at
+//!    once. No transaction is open during any WeCom call.
+//! 3. `get_permanent_code` v2 (v1 when v2 is unavailable). The answer is decoded tolerantly by
+//!    the client: the permanent code and corp id are kept whatever shape the rest has.
+//! 4. At once, before any other call: one transaction re-takes the code's row lock, stores the
+//!    sealed permanent code (tenant activated, or its secret rotated) and marks the code
+//!    `exchanged` under the claim id; commit. A failed commit is retried on fresh transactions
+//!    for minutes: each retry re-takes the row lock and recognises its own earlier commit by the
+//!    claim id (a commit that succeeded but whose acknowledgement was lost), and a permanent code
+//!    in hand overrides a `failed` another worker wrote meanwhile.
+//! 5. Then, as separate and retryable steps on committed state: `get_auth_info` (agent id, corp
+//!    name, scope; done again on a redelivery while the tenant has none), and the `tenant.*`
+//!    event (see `notify`).
+//!
+//! Outcomes of the exchange call: 40078 or another refusal marks the code `failed` (one error
+//! line and a metric, no retry loop) — as `expired` when the code's ten minutes are over;
+//! transient failures (`-1`, timeouts, rate limits, no suite token yet) give the claim up and
+//! retry the message within the code's remaining life.
 //!
 //! Neither the AuthCode nor the permanent code is ever logged: log lines carry the code's hash
 //! prefix (`AuthCodeHash`), and the secrets travel as `SecretString`.
@@ -29,22 +32,28 @@ use std::time::Duration;
 
 use bus::TenantEvent;
 use bus::consumer::{HandlerError, Message};
+use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use store::auth_codes::{
-    self, AuthCodeHash, AuthCodeKind, AuthCodeState, Claim, ClaimedAuthCode, NewAuthCode,
+    self, AuthCodeHash, AuthCodeKind, AuthCodeState, CLAIM_LEASE, Claim, ClaimedAuthCode,
+    NewAuthCode,
 };
 use store::tenants::{self, Activation, TenantStatus};
 use store::{CorpId, StoreError, SuiteId, TokenError};
+use uuid::Uuid;
 use wecom::api::{ApiError, AuthInfoResponse, ErrorClass, PermanentCodeV1, PermanentCodeV2};
 use wecom::event::{CreateAuth, ResetPermanentCode};
 
-use crate::handler::{AuthHandler, commit, retry_busy, store_error, v2_unavailable};
+use crate::handler::{AuthHandler, retry_busy, store_error, token_error, v2_unavailable};
 use crate::notify;
 
-/// Attempts at storing an exchanged permanent code (fresh transaction each) before giving up.
-const STORE_ATTEMPTS: u32 = 4;
+/// How long a permanent code in hand is retried into the database before giving up (it is the
+/// only copy: patience is cheap, losing it is not).
+const STORE_PATIENCE: Duration = Duration::from_secs(300);
+/// Longest pause between two attempts at storing it.
+const STORE_MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// A create_auth: exchange the code and activate the tenant.
 pub(crate) async fn create_auth(
@@ -79,15 +88,15 @@ pub(crate) async fn reset_permanent_code(
 }
 
 /// The AuthCode event, whichever kind.
-struct Code<'a> {
-    kind: AuthCodeKind,
-    value: &'a str,
-    suite_id: &'a str,
-    wecom_time: i64,
-    state: Option<&'a str>,
+pub(crate) struct Code<'a> {
+    pub(crate) kind: AuthCodeKind,
+    pub(crate) value: &'a str,
+    pub(crate) suite_id: &'a str,
+    pub(crate) wecom_time: i64,
+    pub(crate) state: Option<&'a str>,
 }
 
-/// What an exchange answered, v1 or v2, plus the auth info read afterwards.
+/// What an exchange answered, v1 or v2.
 struct Exchanged {
     corp_id: CorpId,
     corp_name: Option<String>,
@@ -110,50 +119,77 @@ enum Exchange {
     Transient(HandlerError),
 }
 
-async fn run(h: &AuthHandler, message: &Message, code: &Code<'_>) -> Result<(), HandlerError> {
+/// Whether the exchange result just committed came from this delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// This delivery stored it.
+    Now,
+    /// An earlier attempt of this same claim had committed it already.
+    Earlier,
+}
+
+pub(crate) async fn run(
+    h: &AuthHandler,
+    message: &Message,
+    code: &Code<'_>,
+) -> Result<(), HandlerError> {
     let (suite_id, suite_secret) = h.suite(code.suite_id)?;
     let hash = AuthCodeHash::of(code.value);
     persist_on_arrival(h, message, code, &suite_id).await?;
 
-    let mut tx = h.begin().await?;
-    if h.first_delivery(&mut tx, message).await? {
-        let claim = auth_codes::claim_auth_code(&mut tx, &h.secrets, &hash)
+    let claim = {
+        let mut conn = h
+            .pool
+            .acquire()
             .await
             .map_err(|e| store_error("claiming the AuthCode", e))?;
-        match claim {
-            Claim::Ready(claimed) => {
-                let ctx = Ctx {
-                    h,
-                    message,
-                    code,
-                    suite_id: &suite_id,
-                    suite_secret: &suite_secret,
-                };
-                return ctx.exchange_claimed(tx, claimed).await;
-            }
-            Claim::Expired(record) => {
-                commit(tx).await?;
-                report_failure(h, code.kind, &hash, "expired", &expired_reason(&record));
-            }
-            Claim::AlreadyExchanged { corp_id } => {
-                commit(tx).await?;
-                tracing::info!(auth_code = %hash, corp_id = ?corp_id.as_ref().map(CorpId::as_str),
-                    "AuthCode already exchanged: nothing to do");
-            }
-            Claim::AlreadyFailed { reason } => {
-                commit(tx).await?;
-                tracing::info!(auth_code = %hash, %reason, "AuthCode already failed: nothing to do");
-            }
-            Claim::NotFound => {
-                return Err(HandlerError::transient(format!(
-                    "AuthCode {hash} was recorded but is not found"
-                )));
-            }
+        auth_codes::claim_auth_code(&mut conn, &h.secrets, &hash, CLAIM_LEASE)
+            .await
+            .map_err(|e| store_error("claiming the AuthCode", e))?
+    };
+    let mut fresh = false;
+    match claim {
+        Claim::Ready(claimed) => {
+            let ctx = Ctx {
+                h,
+                code,
+                suite_id: &suite_id,
+                suite_secret: &suite_secret,
+            };
+            fresh = ctx.exchange_claimed(claimed).await?;
         }
-    } else {
-        commit(tx).await?;
+        Claim::Busy { until } => {
+            // Usually the claimant is done within a second; if it died, its claim lapses at
+            // `until`: come back by then at the latest.
+            let lapses_in = (until - Utc::now()).to_std().unwrap_or_default();
+            return Err(HandlerError::transient(format!(
+                "AuthCode {hash} is claimed by another exchange until {until}"
+            ))
+            .retry_before(lapses_in));
+        }
+        Claim::Expired(record) => {
+            report_failure(h, code.kind, &hash, "expired", &expired_reason(&record));
+        }
+        Claim::AlreadyExchanged { corp_id } => {
+            tracing::info!(auth_code = %hash, corp_id = ?corp_id.as_ref().map(CorpId::as_str),
+                "AuthCode already exchanged");
+        }
+        Claim::AlreadyFailed { reason } => {
+            tracing::info!(auth_code = %hash, %reason, "AuthCode already failed: nothing to do");
+        }
+        Claim::NotFound => {
+            return Err(HandlerError::transient(format!(
+                "AuthCode {hash} was recorded but is not found"
+            )));
+        }
     }
-    notify_after(h, message, code.kind, &suite_id, &hash).await
+    let ctx = Ctx {
+        h,
+        code,
+        suite_id: &suite_id,
+        suite_secret: &suite_secret,
+    };
+    ctx.complete(message, &hash, fresh).await
 }
 
 /// Step 1: the code is in `auth_codes` before anything else is tried.
@@ -192,25 +228,19 @@ async fn persist_on_arrival(
 /// The pieces one exchange needs.
 struct Ctx<'a> {
     h: &'a AuthHandler,
-    message: &'a Message,
     code: &'a Code<'a>,
     suite_id: &'a SuiteId,
     suite_secret: &'a SecretString,
 }
 
 impl Ctx<'_> {
-    /// Steps 3–4, with the code's row locked by `tx`.
-    async fn exchange_claimed(
-        &self,
-        mut tx: Transaction<'static, Postgres>,
-        claimed: ClaimedAuthCode,
-    ) -> Result<(), HandlerError> {
+    /// Steps 3–4 for a claimed code; `true` when this call stored a permanent code.
+    async fn exchange_claimed(&self, claimed: ClaimedAuthCode) -> Result<bool, HandlerError> {
         let h = self.h;
         let hash = claimed.hash;
         match self.exchange(&claimed.code).await {
             Exchange::Done(exchanged) => {
-                let exchanged = self.with_auth_info(*exchanged).await;
-                self.store(tx, &hash, &exchanged).await?;
+                let stored = self.store(&claimed, &exchanged).await?;
                 h.metrics
                     .exchanges
                     .with_label_values(&[self.code.kind.as_str(), exchanged.api])
@@ -221,20 +251,27 @@ impl Ctx<'_> {
                     agent_id = ?exchanged.agent_id,
                     api = exchanged.api,
                     kind = self.code.kind.as_str(),
+                    earlier_commit = stored == Stored::Earlier,
                     "AuthCode exchanged; permanent code stored"
                 );
+                Ok(true)
             }
             Exchange::Refused { label, reason } => {
-                auth_codes::mark_auth_code_failed(&mut tx, &hash, &reason)
-                    .await
-                    .map_err(|e| store_error("marking the AuthCode failed", e))?;
-                commit(tx).await?;
-                report_failure(h, self.code.kind, &hash, label, &reason);
+                // A code WeCom no longer knows after its ten minutes expired; say so.
+                let (label, reason) = if label == "burnt" && Utc::now() >= claimed.expires_at {
+                    (
+                        "expired",
+                        format!("{}; {reason}", auth_codes::EXPIRED_REASON),
+                    )
+                } else {
+                    (label, reason)
+                };
+                self.mark_failed(&hash, label, &reason).await?;
+                Ok(false)
             }
             Exchange::Transient(error) => {
-                // Roll back the inbox row (the message will come back) and keep the error.
-                drop(tx.rollback().await);
-                self.record_transient(&hash, error.reason()).await;
+                self.record_transient(&hash, claimed.claim_id, error.reason())
+                    .await;
                 tracing::warn!(
                     auth_code = %hash,
                     attempt = claimed.attempt,
@@ -242,10 +279,9 @@ impl Ctx<'_> {
                     reason = error.reason(),
                     "AuthCode exchange failed transiently; will retry while the code is valid"
                 );
-                return Err(error);
+                Err(within_life(error, claimed.expires_at))
             }
         }
-        notify_after(h, self.message, self.code.kind, self.suite_id, &hash).await
     }
 
     /// The exchange call: v2, or v1 when v2 is unavailable, each retried inline while WeCom is
@@ -294,73 +330,34 @@ impl Ctx<'_> {
         }
     }
 
-    /// Adds `get_auth_info` (agent id, corp name, scope). Best effort: the permanent code is
-    /// already burnt, so a failure here must not lose it; the tenant is stored without auth
-    /// info and change_auth re-reads it later.
-    async fn with_auth_info(&self, mut exchanged: Exchanged) -> Exchanged {
-        match auth_info(
-            self.h,
-            self.suite_id,
-            self.suite_secret,
-            &exchanged.corp_id,
-            &exchanged.permanent_code,
-        )
-        .await
-        {
-            Ok(info) => {
-                if let Some(agent) = info.auth_info.agent.first() {
-                    exchanged.agent_id = Some(agent.agentid);
-                }
-                if info.auth_corp_info.corp_name.is_some() {
-                    exchanged
-                        .corp_name
-                        .clone_from(&info.auth_corp_info.corp_name);
-                }
-                exchanged.auth_info = serde_json::to_value(&info).ok();
-            }
-            Err(err) => tracing::warn!(
-                corp_id = exchanged.corp_id.as_str(),
-                error = %err,
-                "get_auth_info failed after the exchange; storing the tenant without auth info"
-            ),
-        }
-        exchanged
-    }
-
-    /// Writes the exchange's result: in `tx` first, then on fresh transactions if that fails.
+    /// Step 4: stores the exchange's result, retrying on fresh transactions for as long as
+    /// [`STORE_PATIENCE`] allows.
     async fn store(
         &self,
-        tx: Transaction<'static, Postgres>,
-        hash: &AuthCodeHash,
+        claimed: &ClaimedAuthCode,
         exchanged: &Exchanged,
-    ) -> Result<(), HandlerError> {
-        let mut tx = Some(tx);
-        let mut pause = Duration::from_millis(250);
-        let mut last_error = None;
-        for attempt in 1..=STORE_ATTEMPTS {
-            let result = match tx.take() {
-                Some(tx) => self.apply(tx, hash, exchanged).await,
-                None => self.apply_fresh(hash, exchanged).await,
-            };
-            match result {
-                Ok(()) => return Ok(()),
-                Err(error) if !error.is_transient() => {
-                    last_error = Some(error);
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, attempt, "storing the exchanged permanent code failed; retrying");
-                    last_error = Some(error);
+    ) -> Result<Stored, HandlerError> {
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        let mut attempt = 1_u32;
+        let error = loop {
+            match self.apply(claimed, exchanged).await {
+                Ok(stored) => return Ok(stored),
+                Err(error) if error.is_transient() && started.elapsed() < STORE_PATIENCE => {
+                    tracing::warn!(%error, attempt, auth_code = %claimed.hash,
+                        "storing the exchanged permanent code failed; retrying");
                     tokio::time::sleep(pause).await;
-                    pause *= 2;
+                    pause = (pause * 2).min(STORE_MAX_PAUSE);
+                    attempt += 1;
                 }
+                Err(error) => break error,
             }
-        }
-        let error = last_error.map_or_else(|| "unknown error".to_owned(), |e| e.to_string());
+        };
         tracing::error!(
-            auth_code = %hash,
+            auth_code = %claimed.hash,
             corp_id = exchanged.corp_id.as_str(),
             %error,
+            attempts = attempt,
             "the permanent code was obtained but could not be stored; the AuthCode is used up: \
              reset the secret of this corp's app in the provider console (重新获取secret)"
         );
@@ -369,37 +366,40 @@ impl Ctx<'_> {
         )))
     }
 
-    /// A fresh transaction: the inbox row again (unless a duplicate got there first), then the
-    /// writes.
-    async fn apply_fresh(
-        &self,
-        hash: &AuthCodeHash,
-        exchanged: &Exchanged,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.h.pool.begin().await?;
-        store::inbox::record(
-            &mut tx,
-            crate::handler::CONSUMER,
-            self.message.envelope.dedupe_key.as_str(),
-        )
-        .await?;
-        self.apply(tx, hash, exchanged).await
-    }
-
-    /// Tenant write + code `exchanged`, committed together.
+    /// One attempt at step 4: re-take the code's row lock; if this claim's result is already
+    /// committed, that is success; otherwise tenant write + code `exchanged`, committed together.
     async fn apply(
         &self,
-        mut tx: Transaction<'static, Postgres>,
-        hash: &AuthCodeHash,
+        claimed: &ClaimedAuthCode,
         exchanged: &Exchanged,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Stored, StoreError> {
+        let mut tx = self.h.pool.begin().await?;
+        let record = auth_codes::lock_auth_code(&mut tx, &claimed.hash).await?;
+        if let Some(record) = record.filter(|r| r.state == AuthCodeState::Exchanged) {
+            tx.commit().await?;
+            if record.claim_id != Some(claimed.claim_id) {
+                tracing::warn!(auth_code = %claimed.hash,
+                    "AuthCode was exchanged under another claim as well; keeping the stored code");
+            }
+            return Ok(Stored::Earlier);
+        }
         match self.code.kind {
             AuthCodeKind::CreateAuth => self.activate(&mut tx, exchanged).await?,
             AuthCodeKind::ResetPermanentCode => self.rotate(&mut tx, exchanged).await?,
         }
-        auth_codes::mark_auth_code_exchanged(&mut tx, hash, &exchanged.corp_id).await?;
+        let record = auth_codes::mark_auth_code_exchanged(
+            &mut tx,
+            &claimed.hash,
+            &exchanged.corp_id,
+            claimed.claim_id,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(())
+        if let Some(superseded) = &record.superseded_failure {
+            tracing::warn!(auth_code = %claimed.hash, %superseded,
+                "a failure recorded meanwhile was overridden: this worker holds the permanent code");
+        }
+        Ok(Stored::Now)
     }
 
     async fn activate(
@@ -421,7 +421,8 @@ impl Ctx<'_> {
         tracing::info!(
             corp_id = exchanged.corp_id.as_str(),
             outcome = ?transition.outcome,
-            "tenant activated"
+            status = transition.tenant.status.as_str(),
+            "create_auth applied"
         );
         Ok(())
     }
@@ -454,16 +455,6 @@ impl Ctx<'_> {
                     self.code.wecom_time,
                 )
                 .await?;
-                if let Some(info) = &exchanged.auth_info {
-                    let update = tenants::AuthInfoUpdate {
-                        suite_id: self.suite_id,
-                        corp_id: &exchanged.corp_id,
-                        corp_name: exchanged.corp_name.as_deref(),
-                        agent_id: exchanged.agent_id,
-                        auth_info: info,
-                    };
-                    tenants::update_auth_info(tx, &update).await?;
-                }
                 tracing::info!(
                     corp_id = exchanged.corp_id.as_str(),
                     outcome = ?transition.outcome,
@@ -474,17 +465,147 @@ impl Ctx<'_> {
         }
     }
 
-    /// Keeps a transient error on the code's row, outside the rolled-back transaction.
-    async fn record_transient(&self, hash: &AuthCodeHash, error: &str) {
+    /// Marks the code failed and reports it once; a code another claimant exchanged meanwhile
+    /// is left as it is.
+    async fn mark_failed(
+        &self,
+        hash: &AuthCodeHash,
+        label: &'static str,
+        reason: &str,
+    ) -> Result<(), HandlerError> {
+        let mut conn = self
+            .h
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_error("marking the AuthCode failed", e))?;
+        match auth_codes::mark_auth_code_failed(&mut conn, hash, reason).await {
+            Ok(_) => {
+                report_failure(self.h, self.code.kind, hash, label, reason);
+                Ok(())
+            }
+            Err(error) if error.is_transient() => {
+                Err(store_error("marking the AuthCode failed", error))
+            }
+            Err(error) => {
+                tracing::info!(auth_code = %hash, %error, %reason,
+                    "WeCom refused the AuthCode, which is settled already");
+                Ok(())
+            }
+        }
+    }
+
+    /// Keeps a transient error on the code's row and gives the claim up.
+    async fn record_transient(&self, hash: &AuthCodeHash, claim_id: Uuid, error: &str) {
         let recorded = async {
             let mut conn = self.h.pool.acquire().await?;
-            auth_codes::record_auth_code_error(&mut conn, hash, error).await
+            auth_codes::record_auth_code_error(&mut conn, hash, claim_id, error).await
         }
         .await;
         if let Err(error) = recorded {
             tracing::warn!(auth_code = %hash, %error, "cannot record the exchange error");
         }
     }
+
+    /// Step 5, on committed state and on every delivery: auth info for a tenant that has none
+    /// yet (or, right after an exchange, a fresh read of it), then the `tenant.*` event.
+    async fn complete(
+        &self,
+        message: &Message,
+        hash: &AuthCodeHash,
+        fresh: bool,
+    ) -> Result<(), HandlerError> {
+        let h = self.h;
+        let mut conn = h
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_error("reading the AuthCode", e))?;
+        let record = auth_codes::auth_code(&mut conn, hash)
+            .await
+            .map_err(|e| store_error("reading the AuthCode", e))?;
+        let Some(corp_id) = record
+            .filter(|r| r.state == AuthCodeState::Exchanged)
+            .and_then(|r| r.corp_id)
+        else {
+            return Ok(());
+        };
+        let tenant = tenants::tenant(&mut conn, self.suite_id, &corp_id)
+            .await
+            .map_err(|e| store_error("reading the tenant", e))?;
+        let Some(mut tenant) = tenant.filter(|t| t.status == TenantStatus::Active) else {
+            return Ok(());
+        };
+        if fresh || tenant.auth_info.is_none() {
+            let code = tenants::permanent_code(&mut conn, &h.secrets, self.suite_id, &corp_id)
+                .await
+                .map_err(|e| store_error("reading the permanent code", e))?;
+            drop(conn);
+            if let Some(updated) = self.refresh_auth_info(&corp_id, &code).await? {
+                tenant = updated;
+            }
+        } else {
+            drop(conn);
+        }
+        let event = match self.code.kind {
+            AuthCodeKind::CreateAuth => TenantEvent::Activated(notify::tenant(&tenant)),
+            AuthCodeKind::ResetPermanentCode => TenantEvent::Changed(notify::tenant(&tenant)),
+        };
+        notify::publish(h, message, event).await
+    }
+
+    /// `get_auth_info` and store it. A transient failure retries the message (the redelivery
+    /// finds the code exchanged and comes back here); a refusal is logged and the tenant keeps
+    /// what it has (change_auth re-reads it later).
+    async fn refresh_auth_info(
+        &self,
+        corp_id: &CorpId,
+        code: &SecretString,
+    ) -> Result<Option<tenants::Tenant>, HandlerError> {
+        let info = match auth_info(self.h, self.suite_id, self.suite_secret, corp_id, code).await {
+            Ok(info) => info,
+            Err(err) => {
+                let error = token_error("get_auth_info after the exchange", &err);
+                if matches!(error, HandlerError::Permanent { .. }) {
+                    tracing::warn!(%corp_id, error = %err,
+                        "get_auth_info refused after the exchange; the tenant keeps no auth info");
+                    return Ok(None);
+                }
+                return Err(error);
+            }
+        };
+        let value = serde_json::to_value(&info)
+            .map_err(|e| HandlerError::permanent(format!("encoding auth info: {e}")))?;
+        let update = tenants::AuthInfoUpdate {
+            suite_id: self.suite_id,
+            corp_id,
+            corp_name: info.auth_corp_info.corp_name.as_deref(),
+            agent_id: info.auth_info.agent.first().map(|a| a.agentid),
+            auth_info: &value,
+        };
+        let mut conn = self
+            .h
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| store_error("storing auth info", e))?;
+        match tenants::update_auth_info(&mut conn, &update).await {
+            Ok(tenant) => Ok(Some(tenant)),
+            // Revoked meanwhile: nothing to keep.
+            Err(error) if !error.is_transient() => {
+                tracing::info!(%corp_id, %error, "auth info not stored");
+                Ok(None)
+            }
+            Err(error) => Err(store_error("storing auth info", error)),
+        }
+    }
+}
+
+/// A transient exchange failure, retried before the code expires: the retry comes no later than
+/// halfway through the code's remaining life, so a second try still has time.
+fn within_life(error: HandlerError, expires_at: chrono::DateTime<Utc>) -> HandlerError {
+    let remaining = (expires_at - Utc::now()).to_std().unwrap_or_default();
+    error.retry_before(remaining / 2)
 }
 
 /// Either answer of the exchange.
@@ -627,42 +748,6 @@ fn expired_reason(record: &auth_codes::AuthCodeRecord) -> String {
         .failure_reason
         .clone()
         .unwrap_or_else(|| auth_codes::EXPIRED_REASON.to_owned())
-}
-
-/// After the transaction: publish what the committed state says (see `notify`).
-async fn notify_after(
-    h: &AuthHandler,
-    message: &Message,
-    kind: AuthCodeKind,
-    suite_id: &SuiteId,
-    hash: &AuthCodeHash,
-) -> Result<(), HandlerError> {
-    let mut conn = h
-        .pool
-        .acquire()
-        .await
-        .map_err(|e| store_error("reading the AuthCode", e))?;
-    let record = auth_codes::auth_code(&mut conn, hash)
-        .await
-        .map_err(|e| store_error("reading the AuthCode", e))?;
-    let Some(corp_id) = record
-        .filter(|r| r.state == AuthCodeState::Exchanged)
-        .and_then(|r| r.corp_id)
-    else {
-        return Ok(());
-    };
-    let tenant = tenants::tenant(&mut conn, suite_id, &corp_id)
-        .await
-        .map_err(|e| store_error("reading the tenant", e))?;
-    drop(conn);
-    let Some(tenant) = tenant.filter(|t| t.status == TenantStatus::Active) else {
-        return Ok(());
-    };
-    let event = match kind {
-        AuthCodeKind::CreateAuth => TenantEvent::Activated(notify::tenant(&tenant)),
-        AuthCodeKind::ResetPermanentCode => TenantEvent::Changed(notify::tenant(&tenant)),
-    };
-    notify::publish(h, message, event).await
 }
 
 #[cfg(test)]

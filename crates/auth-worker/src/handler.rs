@@ -18,7 +18,7 @@ use wecom::event::Event;
 use wecom::suite::Suites;
 
 use crate::metrics::Metrics;
-use crate::{exchange, lifecycle, ticket};
+use crate::{exchange, lifecycle, ticket, unparsed};
 
 /// The inbox consumer name of this worker.
 pub const CONSUMER: &str = "auth-worker";
@@ -97,7 +97,7 @@ impl AuthHandler {
         if !first {
             tracing::info!(
                 dedupe_key = message.envelope.dedupe_key.as_str(),
-                "duplicate message: already applied"
+                "duplicate delivery (dedupe key seen before)"
             );
         }
         Ok(first)
@@ -118,6 +118,7 @@ impl Handler for AuthHandler {
             Event::ResetPermanentCode(e) => exchange::reset_permanent_code(self, message, e).await,
             Event::ChangeAuth(e) => lifecycle::change_auth(self, message, e).await,
             Event::CancelAuth(e) => lifecycle::cancel_auth(self, message, e).await,
+            Event::Unknown(e) => unparsed::unparsed(self, message, e).await,
             other => Err(HandlerError::permanent(format!(
                 "the auth worker does not handle {} events",
                 other.kind()

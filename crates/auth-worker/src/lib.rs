@@ -1,6 +1,6 @@
 //! `daikai-auth-worker`: consumes `wecom.auth` and owns the provider side of the relationship —
 //! suite tickets, the AuthCode → permanent code exchange, the tenant lifecycle, and the
-//! `internal.tenant.*` events contact-sync follows (ARCHITECTURE §1, §3.3–3.5, §4.3–4.5).
+//! `internal.tenant.*` events contact-sync follows.
 //!
 //! Where a message goes, by kind:
 //! - `suite_ticket` → `ticket.rs`: stored per suite, only ever replaced by a newer `TimeStamp`;
@@ -8,6 +8,8 @@
 //!   arrival, exchanged once, the tenant activated or its secret rotated;
 //! - `change_auth`, `cancel_auth` → `lifecycle.rs`: auth info re-read, suspended/active,
 //!   revoked with its secrets deleted;
+//! - an auth event whose body did not fit its type → `unparsed.rs`: its AuthCode salvaged and
+//!   exchanged, anything else dead-lettered with its raw XML;
 //! - every `tenant.*` event → `notify.rs`: published from the committed state before the ack.
 //!
 //! The consumer loop itself (ack after commit, retries, dead letters, panics, reconnects) is
@@ -24,6 +26,7 @@ pub mod metrics;
 mod notify;
 mod sweep;
 mod ticket;
+mod unparsed;
 
 pub use app::Application;
 pub use config::{Config, ConfigError, LogFormat};

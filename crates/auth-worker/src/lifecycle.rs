@@ -11,7 +11,12 @@
 //!   directory. No WeCom call is made.
 //!
 //! Both are ordered by WeCom's `TimeStamp` in the store (an older event never overrides a newer
-//! one), so replicas may take them in any order.
+//! one), so replicas may take them in any order. Within one second revocation wins: a tenant
+//! revoked at second T is re-activated only by a create_auth of a later second.
+//!
+//! The inbox guards cancel_auth only (revoking twice is harmless anyway). change_auth runs on
+//! every delivery, duplicates included: its effect settles to WeCom's current state, and two
+//! distinct pushes can carry identical text (so identical dedupe keys).
 
 use bus::TenantEvent;
 use bus::consumer::{HandlerError, Message};
@@ -34,7 +39,11 @@ pub(crate) async fn change_auth(
     let (suite_id, suite_secret) = h.suite(&event.suite_id)?;
     let corp_id = corp_id(&event.auth_corp_id)?;
     let mut tx = h.begin().await?;
-    if h.first_delivery(&mut tx, message).await? {
+    // Not guarded by the inbox: change_auth settles the tenant to what WeCom says *now*, so a
+    // duplicate runs again — and so does a distinct push with the same text (the app disabled
+    // and enabled within one second sends two identical change_auth pushes).
+    h.first_delivery(&mut tx, message).await?;
+    {
         let tenant = tenants::tenant(&mut tx, &suite_id, &corp_id)
             .await
             .map_err(|e| store_error("reading the tenant", e))?;

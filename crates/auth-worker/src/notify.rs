@@ -8,7 +8,8 @@
 //!
 //! 1. the handler commits the effect (and the inbox row);
 //! 2. it reads the committed state and publishes the event it implies, with publisher confirms,
-//!    as `Envelope::internal(event, dedupe_basis = the incoming message's dedupe_key)`;
+//!    as `Envelope::internal(event, dedupe_basis = the incoming message's dedupe_key + the
+//!    tenant's status)`;
 //! 3. only a confirmed publish lets the handler return `Ok`, hence the ack. A failed publish
 //!    returns a transient error: the message comes back through the retry queue, finds its inbox
 //!    row (a duplicate), applies nothing — and runs step 2 again. A crash between commit and
@@ -51,7 +52,14 @@ pub(crate) async fn publish(
 ) -> Result<(), HandlerError> {
     let kind = event.kind();
     let corp_id = event.tenant().corp_id.clone();
-    let envelope = Envelope::internal(event, message.envelope.dedupe_key.as_str());
+    // The status is part of the basis: two pushes with identical text (one dedupe key) can
+    // settle the tenant to different states, and each state must reach contact-sync.
+    let basis = format!(
+        "{}:{:?}",
+        message.envelope.dedupe_key.as_str(),
+        event.tenant().status
+    );
+    let envelope = Envelope::internal(event, &basis);
     match h.publisher.publish(&envelope, &message.correlation()).await {
         Ok(()) => {
             h.metrics.tenant_events.with_label_values(&[kind]).inc();

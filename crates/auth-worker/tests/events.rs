@@ -70,8 +70,11 @@ async fn create_auth_activates_the_tenant_and_publishes_tenant_activated() {
     let (event, agent_id) = h.authorize(&corp);
     let envelope = h.publish(&event).await;
 
+    // The permanent code is committed first; the auth info (agent id) follows at once.
     let tenant = h
-        .wait_tenant(&corp, |t| t.status == TenantStatus::Active)
+        .wait_tenant(&corp, |t| {
+            t.status == TenantStatus::Active && t.auth_info.is_some()
+        })
         .await;
     assert_eq!(tenant.corp_name.as_deref(), Some("Acme"));
     assert_eq!(tenant.agent_id, Some(agent_id));
@@ -103,7 +106,11 @@ async fn create_auth_activates_the_tenant_and_publishes_tenant_activated() {
     assert_eq!(t.agent_id, Some(agent_id));
     assert_eq!(
         activated.dedupe_key,
-        bus::Envelope::internal(TenantEvent::Activated(t), envelope.dedupe_key.as_str()).dedupe_key
+        bus::Envelope::internal(
+            TenantEvent::Activated(t),
+            &format!("{}:Active", envelope.dedupe_key.as_str())
+        )
+        .dedupe_key
     );
     assert_eq!(h.exchange_calls(), 1);
     worker.stop().await;

@@ -98,6 +98,10 @@ pub enum HandlerError {
         /// The earliest useful retry, if the failure says so (e.g. a rate-limit window); the
         /// shortest retry tier at least this long is used.
         retry_after: Option<Duration>,
+        /// The latest useful retry, if the failure says so (e.g. before an AuthCode expires):
+        /// the longest retry tier no longer than this is used, even when the attempt's own tier
+        /// is longer (the shortest tier when none is that short).
+        retry_before: Option<Duration>,
     },
     /// Retrying cannot help: dead-letter now.
     #[error("permanent: {reason}")]
@@ -113,6 +117,7 @@ impl HandlerError {
         Self::Transient {
             reason: reason.to_string(),
             retry_after: None,
+            retry_before: None,
         }
     }
 
@@ -121,6 +126,25 @@ impl HandlerError {
         Self::Transient {
             reason: reason.to_string(),
             retry_after: Some(retry_after),
+            retry_before: None,
+        }
+    }
+
+    /// The same failure, to be retried no later than `deadline` from now (a permanent failure
+    /// stays as it is).
+    #[must_use]
+    pub fn retry_before(self, deadline: Duration) -> Self {
+        match self {
+            Self::Transient {
+                reason,
+                retry_after,
+                ..
+            } => Self::Transient {
+                reason,
+                retry_after,
+                retry_before: Some(deadline),
+            },
+            permanent @ Self::Permanent { .. } => permanent,
         }
     }
 
@@ -551,7 +575,7 @@ enum Disposition {
     Ack,
     Retry {
         attempt: u32,
-        delay: Option<Duration>,
+        window: Window,
         reason: String,
     },
     Dead {
@@ -636,11 +660,15 @@ async fn handle<H: Handler>(shared: &Shared<H>, message: &Message) -> Dispositio
         Ok(Err(HandlerError::Transient {
             reason,
             retry_after,
+            retry_before,
         })) => transient(
             shared.config.max_attempts,
             message.attempt,
             reason,
-            retry_after,
+            Window {
+                after: retry_after,
+                before: retry_before,
+            },
         ),
         Err(panic) => {
             let reason = format!("handler panicked: {}", panic_message(panic.as_ref()));
@@ -650,12 +678,14 @@ async fn handle<H: Handler>(shared: &Shared<H>, message: &Message) -> Dispositio
     }
 }
 
-fn transient(
-    max_attempts: u32,
-    attempt: u32,
-    reason: String,
-    retry_after: Option<Duration>,
-) -> Disposition {
+/// When a failed message wants its retry, as its handler said.
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    after: Option<Duration>,
+    before: Option<Duration>,
+}
+
+fn transient(max_attempts: u32, attempt: u32, reason: String, window: Window) -> Disposition {
     if attempt >= max_attempts {
         tracing::error!(
             %reason,
@@ -669,7 +699,7 @@ fn transient(
     tracing::warn!(%reason, "transient failure; will retry");
     Disposition::Retry {
         attempt,
-        delay: retry_after,
+        window,
         reason,
     }
 }
@@ -696,10 +726,10 @@ async fn settle<H>(
         Disposition::Ack => (Outcome::Acked, None),
         Disposition::Retry {
             attempt,
-            delay,
+            window,
             reason,
         } => {
-            let tier = retry_tier(&shared.names, attempt, delay);
+            let tier = retry_tier(&shared.names, attempt, window);
             let headers = copy_headers(delivery, &shared.names, attempt + 1, &reason);
             (Outcome::Retried, Some((tier, headers)))
         }
@@ -834,11 +864,12 @@ fn unsettled_key(delivery: &Delivery) -> String {
 }
 
 /// The retry queue for the retry after delivery `attempt` (1-based): the tier of that attempt,
-/// or the shortest tier at least `delay` long, whichever is longer.
-fn retry_tier(names: &QueueNames, attempt: u32, delay: Option<Duration>) -> String {
+/// or the shortest tier at least `window.after` long, whichever is longer; then, if that is
+/// past `window.before`, the longest tier within it (the shortest tier if none is).
+fn retry_tier(names: &QueueNames, attempt: u32, window: Window) -> String {
     let by_attempt =
         names.retry_for_attempt(usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX));
-    let chosen = match delay {
+    let chosen = match window.after {
         Some(wanted) if wanted > by_attempt.delay => names
             .retries
             .iter()
@@ -846,6 +877,16 @@ fn retry_tier(names: &QueueNames, attempt: u32, delay: Option<Duration>) -> Stri
             .or(names.retries.last())
             .unwrap_or(by_attempt),
         _ => by_attempt,
+    };
+    let chosen = match window.before {
+        Some(latest) if chosen.delay > latest => names
+            .retries
+            .iter()
+            .rev()
+            .find(|tier| tier.delay <= latest)
+            .or(names.retries.first())
+            .unwrap_or(chosen),
+        _ => chosen,
     };
     chosen.name.clone()
 }
@@ -988,16 +1029,20 @@ mod tests {
     #[test]
     fn retry_tier_follows_the_attempt_then_stays_at_the_longest() {
         let names = names();
-        assert_eq!(retry_tier(&names, 1, None), "t.wecom.auth.retry.1s");
-        assert_eq!(retry_tier(&names, 2, None), "t.wecom.auth.retry.10s");
-        assert_eq!(retry_tier(&names, 4, None), "t.wecom.auth.retry.600s");
-        assert_eq!(retry_tier(&names, 40, None), "t.wecom.auth.retry.600s");
+        let none = Window::default();
+        assert_eq!(retry_tier(&names, 1, none), "t.wecom.auth.retry.1s");
+        assert_eq!(retry_tier(&names, 2, none), "t.wecom.auth.retry.10s");
+        assert_eq!(retry_tier(&names, 4, none), "t.wecom.auth.retry.600s");
+        assert_eq!(retry_tier(&names, 40, none), "t.wecom.auth.retry.600s");
     }
 
     #[test]
     fn retry_after_picks_the_shortest_tier_long_enough() {
         let names = names();
-        let wait = |secs| Some(Duration::from_secs(secs));
+        let wait = |secs| Window {
+            after: Some(Duration::from_secs(secs)),
+            before: None,
+        };
         assert_eq!(retry_tier(&names, 1, wait(5)), "t.wecom.auth.retry.10s");
         assert_eq!(retry_tier(&names, 1, wait(60)), "t.wecom.auth.retry.60s");
         assert_eq!(retry_tier(&names, 1, wait(3600)), "t.wecom.auth.retry.600s");
@@ -1006,12 +1051,32 @@ mod tests {
     }
 
     #[test]
+    fn retry_before_caps_the_tier_within_the_deadline() {
+        let names = names();
+        let by = |secs| Window {
+            after: None,
+            before: Some(Duration::from_secs(secs)),
+        };
+        // The 4th attempt's own tier (600 s) would outlive an AuthCode with 5 minutes left.
+        assert_eq!(retry_tier(&names, 4, by(300)), "t.wecom.auth.retry.60s");
+        assert_eq!(retry_tier(&names, 2, by(300)), "t.wecom.auth.retry.10s");
+        assert_eq!(retry_tier(&names, 3, by(30)), "t.wecom.auth.retry.10s");
+        // Nothing fits: the shortest tier.
+        assert_eq!(retry_tier(&names, 4, by(0)), "t.wecom.auth.retry.1s");
+        let both = Window {
+            after: Some(Duration::from_secs(60)),
+            before: Some(Duration::from_secs(20)),
+        };
+        assert_eq!(retry_tier(&names, 1, both), "t.wecom.auth.retry.10s");
+    }
+
+    #[test]
     fn transient_failures_dead_letter_on_the_last_attempt() {
         assert!(matches!(
-            transient(3, 2, "busy".into(), None),
+            transient(3, 2, "busy".into(), Window::default()),
             Disposition::Retry { attempt: 2, .. }
         ));
-        match transient(3, 3, "busy".into(), None) {
+        match transient(3, 3, "busy".into(), Window::default()) {
             Disposition::Dead { reason } => assert_eq!(reason, "gave up after 3 attempts: busy"),
             other => panic!("{other:?}"),
         }

@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wecom::callback::{CallbackQuery, QueryError};
 use wecom::crypto::{CallbackCrypto, CryptoError, Decrypted};
-use wecom::event::{Event, EventError, Unknown};
+use wecom::event::{Event, EventError};
 use wecom::suite::Suites;
 
 use crate::metrics::Metrics;
@@ -353,30 +353,23 @@ impl Authenticator {
 
 /// Parses the decrypted XML. XML that is well-formed but does not fit its typed event (a
 /// required field missing, a malformed number) is authentic WeCom data in a shape this build
-/// does not expect — API drift — so it becomes [`Event::Unknown`] with the raw XML and is
-/// published, never refused (PITFALLS 11). Bodies that are not XML at all are refused.
+/// does not expect — API drift — so it becomes [`Event::Unknown`] that keeps the kind it
+/// announced and the raw XML, and is published to that kind's routing key, so the worker that
+/// owns the kind sees it; never refused, never parked as `unknown`. Bodies that are not XML at
+/// all are refused.
 pub fn parse_event(xml: &str, metrics: &Metrics) -> Result<Event, Rejection> {
-    match Event::parse(xml) {
-        Ok(event) => Ok(event),
-        Err(error @ (EventError::MissingField(_) | EventError::InvalidField { .. })) => {
-            let field = match &error {
-                EventError::MissingField(f) | EventError::InvalidField { field: f, .. } => *f,
-                _ => "",
-            };
-            metrics.unparsed_events.inc();
-            tracing::warn!(
-                field,
-                "authentic event does not fit its type; published as unknown"
-            );
-            Ok(Event::Unknown(Unknown {
-                info_type: None,
-                msg_type: None,
-                event: None,
-                raw_xml: xml.to_owned(),
-            }))
-        }
-        Err(error) => Err(Rejection::NotAnEvent(error)),
+    let event = Event::parse_or_unknown(xml).map_err(Rejection::NotAnEvent)?;
+    if let Event::Unknown(unknown) = &event
+        && let Some(error) = &unknown.parse_error
+    {
+        metrics.unparsed_events.inc();
+        tracing::warn!(
+            kind = %unknown.kind(),
+            %error,
+            "authentic event does not fit its type; published with its raw XML"
+        );
     }
+    Ok(event)
 }
 
 #[cfg(test)]
@@ -586,11 +579,16 @@ mod tests {
     }
 
     #[test]
-    fn drifted_xml_becomes_unknown_but_non_xml_is_refused() {
+    fn drifted_xml_keeps_its_kind_but_non_xml_is_refused() {
         let metrics = Metrics::new().unwrap();
         let drifted = "<xml><InfoType>create_auth</InfoType><SuiteId>dk1</SuiteId></xml>";
         let event = parse_event(drifted, &metrics).unwrap();
-        assert_eq!(event.kind(), "unknown");
+        // Routed to the auth worker as a create_auth, not parked in the unrouted queue.
+        assert_eq!(event.kind(), "create_auth");
+        let Event::Unknown(unknown) = &event else {
+            panic!("{event:?}")
+        };
+        assert!(unknown.parse_error.as_deref().unwrap().contains("AuthCode"));
         assert_eq!(event.to_xml(), drifted);
         assert_eq!(metrics.unparsed_events.get(), 1);
         for bad in ["not xml", "<!DOCTYPE x [<!ENTITY a \"b\">]><xml>&a;</xml>"] {

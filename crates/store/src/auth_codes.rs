@@ -1,20 +1,27 @@
 //! `auth_codes`: every AuthCode (create_auth, reset_permanent_code) from arrival to outcome.
 //!
-//! An AuthCode is single-use and lives ten minutes (PITFALLS 10). It is recorded on arrival
-//! ([`record_auth_code`], idempotent), then exchanged by exactly one worker: [`claim_auth_code`]
-//! locks the row (`select … for update`) inside the caller's transaction, so a duplicate delivery
-//! on another replica waits and then sees the outcome instead of burning the code a second time.
-//! The outcome is written in the same transaction ([`mark_auth_code_exchanged`] together with the
-//! tenant write, or [`mark_auth_code_failed`]). The code itself is sealed and kept only while it
-//! can still be exchanged.
+//! An AuthCode is single-use and lives ten minutes. It is recorded on arrival
+//! ([`record_auth_code`], idempotent), then exchanged by exactly one worker at a time:
+//! [`claim_auth_code`] takes a *claim* on the row in one committed statement (a claim id and a
+//! lease, [`CLAIM_LEASE`]) before the WeCom call, so no transaction is held open across HTTP,
+//! and a duplicate delivery, a redelivery or the expiry sweep leaves a claimed code alone
+//! ([`Claim::Busy`]) instead of burning it a second time.
+//!
+//! The outcome is written afterwards: [`mark_auth_code_exchanged`] in the transaction that stores
+//! the permanent code (after [`lock_auth_code`] re-took the row, so a retried commit recognises
+//! its own earlier success by the claim id), or [`mark_auth_code_failed`]. A permanent code in
+//! hand is the truth: marking a code exchanged also overrides an earlier `failed` (another
+//! worker's 40078 while this one's commit was being retried), keeping the superseded reason. The
+//! code itself is sealed and kept only while it can still be exchanged.
 //!
 //! Rows are found by the SHA-256 of the code ([`AuthCodeHash`]), never by the code.
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::ids::{CorpId, SuiteId};
@@ -22,7 +29,12 @@ use crate::sealed::{from_columns, wecom_time};
 use crate::secret::{SecretBox, SecretContext, sha256};
 
 /// How long an AuthCode can be exchanged after WeCom issued it.
-pub const AUTH_CODE_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+pub const AUTH_CODE_LIFETIME: TimeDelta = TimeDelta::minutes(10);
+
+/// How long a claim keeps others away from a code: longer than one exchange call with its
+/// inline retries (four 10 s calls and the suite token), short enough that a claimant that died
+/// mid-call leaves the code to a redelivery well within its life.
+pub const CLAIM_LEASE: TimeDelta = TimeDelta::minutes(2);
 
 /// The SHA-256 of an AuthCode: the row key. Its `Display` shows the first 12 hex digits, enough
 /// to correlate log lines with rows without revealing anything.
@@ -189,6 +201,12 @@ pub struct AuthCodeRecord {
     pub exchanged_at: Option<DateTime<Utc>>,
     /// When it failed.
     pub failed_at: Option<DateTime<Utc>>,
+    /// The latest claim (kept after the exchange: it tells whose exchange it was).
+    pub claim_id: Option<Uuid>,
+    /// Others leave the code alone until then.
+    pub claimed_until: Option<DateTime<Utc>>,
+    /// A `failed` outcome that an exchange by a claimant holding the permanent code overrode.
+    pub superseded_failure: Option<String>,
 }
 
 /// A code ready to be exchanged; its row stays locked until the caller's transaction ends.
@@ -206,13 +224,23 @@ pub struct ClaimedAuthCode {
     pub attempt: i32,
     /// The code's deadline.
     pub expires_at: DateTime<Utc>,
+    /// This claim; pass it to the outcome writes.
+    pub claim_id: Uuid,
+    /// Until when the claim keeps others away.
+    pub claimed_until: DateTime<Utc>,
 }
 
 /// The result of [`claim_auth_code`].
 #[derive(Debug)]
 pub enum Claim {
-    /// Exchange it now, in this transaction.
+    /// Exchange it now: the claim is committed, no transaction is held.
     Ready(ClaimedAuthCode),
+    /// Another worker holds a claim on it (its exchange call may be in flight): try again after
+    /// `until`, never call WeCom with it meanwhile.
+    Busy {
+        /// When that claim lapses.
+        until: DateTime<Utc>,
+    },
     /// Already exchanged (a duplicate delivery): nothing to do.
     AlreadyExchanged {
         /// The corp the exchange was for.
@@ -231,7 +259,8 @@ pub enum Claim {
 }
 
 const COLUMNS: &str = "code_sha256, suite_id, kind, state, corp_id, wecom_time, received_at,
-    expires_at, attempts, last_attempt_at, last_error, failure_reason, exchanged_at, failed_at";
+    expires_at, attempts, last_attempt_at, last_error, failure_reason, exchanged_at, failed_at,
+    claim_id, claimed_until, superseded_failure";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -249,6 +278,9 @@ struct Row {
     failure_reason: Option<String>,
     exchanged_at: Option<DateTime<Utc>>,
     failed_at: Option<DateTime<Utc>>,
+    claim_id: Option<Uuid>,
+    claimed_until: Option<DateTime<Utc>>,
+    superseded_failure: Option<String>,
 }
 
 impl TryFrom<Row> for AuthCodeRecord {
@@ -275,6 +307,9 @@ impl TryFrom<Row> for AuthCodeRecord {
             failure_reason: row.failure_reason,
             exchanged_at: row.exchanged_at,
             failed_at: row.failed_at,
+            claim_id: row.claim_id,
+            claimed_until: row.claimed_until,
+            superseded_failure: row.superseded_failure,
         })
     }
 }
@@ -350,61 +385,50 @@ pub async fn list_auth_codes(
     rows.into_iter().map(AuthCodeRecord::try_from).collect()
 }
 
-/// Claims a code for exchange. **Call inside a transaction**: the row lock (`for update`) is what
-/// keeps a second replica from exchanging the same code; it is held until commit or rollback,
-/// and the outcome must be written in that same transaction. Counts the attempt.
+/// Claims a code for exchange, in one committed statement: a new claim id, the lease
+/// ([`CLAIM_LEASE`] unless `lease` says otherwise) and one more attempt. Returns the code only
+/// when it is `received`, unexpired and not claimed by anyone else; an expired, unclaimed code is
+/// marked failed here ([`Claim::Expired`], returned once per code).
 pub async fn claim_auth_code(
     conn: &mut PgConnection,
     secrets: &SecretBox,
     hash: &AuthCodeHash,
+    lease: TimeDelta,
 ) -> Result<Claim, StoreError> {
-    type Locked = (
-        String,
-        Option<CorpId>,
-        Option<String>,
-        Option<Vec<u8>>,
-        Option<Vec<u8>>,
-        Option<String>,
-        bool,
-    );
-    let locked: Option<Locked> = sqlx::query_as(
-        "select state, corp_id, failure_reason, code_ciphertext, code_nonce, code_key_id,
-                expires_at <= clock_timestamp()
-         from auth_codes where code_sha256 = $1 for update",
+    let claim_id = Uuid::now_v7();
+    let claimed: Option<SealedColumns> = sqlx::query_as(
+        "update auth_codes set claim_id = $2, claimed_until = clock_timestamp() + $3,
+             attempts = attempts + 1, last_attempt_at = clock_timestamp(), updated_at = now()
+         where code_sha256 = $1 and state = 'received' and expires_at > clock_timestamp()
+           and (claimed_until is null or claimed_until <= clock_timestamp())
+         returning code_ciphertext, code_nonce, code_key_id",
     )
     .bind(hash.as_bytes().as_slice())
+    .bind(claim_id)
+    .bind(lease)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((state, corp_id, reason, ciphertext, nonce, key_id, expired)) = locked else {
-        return Ok(Claim::NotFound);
+    let Some((ciphertext, nonce, key_id)) = claimed else {
+        return unclaimable(conn, hash).await;
     };
-    match AuthCodeState::parse(&state)? {
-        AuthCodeState::Exchanged => return Ok(Claim::AlreadyExchanged { corp_id }),
-        AuthCodeState::Failed => {
-            return Ok(Claim::AlreadyFailed {
-                reason: reason.unwrap_or_default(),
-            });
+    let opened = from_columns(ciphertext, nonce, key_id)
+        .ok_or(StoreError::Corrupt {
+            column: "auth_codes.code_ciphertext",
+            detail: "a received code has no sealed code".to_owned(),
+        })
+        .and_then(|sealed| Ok(secrets.open(&SecretContext::auth_code(&hash.to_hex()), &sealed)?));
+    let code = match opened {
+        Ok(code) => code,
+        Err(error) => {
+            // Nothing was sent: let a worker that can open it have it at once.
+            release_claim(conn, hash, claim_id).await?;
+            return Err(error);
         }
-        AuthCodeState::Received => {}
-    }
-    if expired {
-        let record = mark_failed(conn, hash, EXPIRED_REASON).await?;
-        return Ok(Claim::Expired(record));
-    }
-    let sealed = from_columns(ciphertext, nonce, key_id).ok_or(StoreError::Corrupt {
-        column: "auth_codes.code_ciphertext",
-        detail: "a received code has no sealed code".to_owned(),
+    };
+    let record = auth_code(conn, hash).await?.ok_or(StoreError::Corrupt {
+        column: "auth_codes",
+        detail: "a claimed row vanished".to_owned(),
     })?;
-    let code = secrets.open(&SecretContext::auth_code(&hash.to_hex()), &sealed)?;
-    let row: Row = sqlx::query_as(&format!(
-        "update auth_codes set attempts = attempts + 1, last_attempt_at = clock_timestamp(),
-             updated_at = now()
-         where code_sha256 = $1 returning {COLUMNS}"
-    ))
-    .bind(hash.as_bytes().as_slice())
-    .fetch_one(&mut *conn)
-    .await?;
-    let record = AuthCodeRecord::try_from(row)?;
     Ok(Claim::Ready(ClaimedAuthCode {
         hash: record.hash,
         suite_id: record.suite_id,
@@ -412,26 +436,134 @@ pub async fn claim_auth_code(
         code,
         attempt: record.attempts,
         expires_at: record.expires_at,
+        claim_id,
+        claimed_until: record.claimed_until.unwrap_or(record.expires_at),
     }))
+}
+
+/// The sealed code's columns: ciphertext, nonce, key id.
+type SealedColumns = (Option<Vec<u8>>, Option<Vec<u8>>, Option<String>);
+
+/// state, corp_id, failure_reason, claimed_until, claimed now, expired now.
+type ClaimState = (
+    String,
+    Option<CorpId>,
+    Option<String>,
+    Option<DateTime<Utc>>,
+    bool,
+    bool,
+);
+
+/// Why a code could not be claimed.
+async fn unclaimable(conn: &mut PgConnection, hash: &AuthCodeHash) -> Result<Claim, StoreError> {
+    let row: Option<ClaimState> = sqlx::query_as(
+        "select state, corp_id, failure_reason, claimed_until,
+                    coalesce(claimed_until > clock_timestamp(), false),
+                    expires_at <= clock_timestamp()
+             from auth_codes where code_sha256 = $1",
+    )
+    .bind(hash.as_bytes().as_slice())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((state, corp_id, reason, claimed_until, claimed, expired)) = row else {
+        return Ok(Claim::NotFound);
+    };
+    match AuthCodeState::parse(&state)? {
+        AuthCodeState::Exchanged => Ok(Claim::AlreadyExchanged { corp_id }),
+        AuthCodeState::Failed => Ok(Claim::AlreadyFailed {
+            reason: reason.unwrap_or_default(),
+        }),
+        AuthCodeState::Received if claimed => Ok(Claim::Busy {
+            until: claimed_until.unwrap_or_else(Utc::now),
+        }),
+        AuthCodeState::Received if expired => match expire_unclaimed(conn, hash).await? {
+            Some(record) => Ok(Claim::Expired(record)),
+            // Claimed or settled in between: ask again shortly.
+            None => Ok(Claim::Busy { until: Utc::now() }),
+        },
+        // The claim lapsed in between: ask again shortly.
+        AuthCodeState::Received => Ok(Claim::Busy { until: Utc::now() }),
+    }
+}
+
+/// Marks one expired, unclaimed code failed; `None` if it is not (any more).
+async fn expire_unclaimed(
+    conn: &mut PgConnection,
+    hash: &AuthCodeHash,
+) -> Result<Option<AuthCodeRecord>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "update auth_codes set state = 'failed', failure_reason = $2,
+             failed_at = clock_timestamp(), claimed_until = null,
+             code_ciphertext = null, code_nonce = null, code_key_id = null, updated_at = now()
+         where code_sha256 = $1 and state = 'received' and expires_at <= clock_timestamp()
+           and (claimed_until is null or claimed_until <= clock_timestamp())
+         returning {COLUMNS}"
+    ))
+    .bind(hash.as_bytes().as_slice())
+    .bind(EXPIRED_REASON)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(AuthCodeRecord::try_from).transpose()
+}
+
+/// Gives a claim up (nothing was sent, or the call failed without using the code).
+pub async fn release_claim(
+    conn: &mut PgConnection,
+    hash: &AuthCodeHash,
+    claim_id: Uuid,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update auth_codes set claimed_until = null, updated_at = now()
+         where code_sha256 = $1 and claim_id = $2 and state = 'received'",
+    )
+    .bind(hash.as_bytes().as_slice())
+    .bind(claim_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Locks the code's row (`for update`) in the caller's transaction and returns it: the first
+/// step of storing an exchange's result, so a retried commit sees what an earlier, maybe
+/// committed, attempt left.
+pub async fn lock_auth_code(
+    conn: &mut PgConnection,
+    hash: &AuthCodeHash,
+) -> Result<Option<AuthCodeRecord>, StoreError> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "select {COLUMNS} from auth_codes where code_sha256 = $1 for update"
+    ))
+    .bind(hash.as_bytes().as_slice())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(AuthCodeRecord::try_from).transpose()
 }
 
 /// The `failure_reason` of a code that expired before it was exchanged.
 pub const EXPIRED_REASON: &str = "expired: not exchanged within 10 minutes of issue";
 
-/// Records a successful exchange: state `exchanged`, the corp learned, the sealed code deleted.
+/// Records a successful exchange under `claim_id`: state `exchanged`, the corp learned, the
+/// sealed code deleted. Overrides a `failed` state (the permanent code is the proof; the old
+/// reason is kept in `superseded_failure`); errors only when the code is already exchanged or
+/// was never recorded.
 pub async fn mark_auth_code_exchanged(
     conn: &mut PgConnection,
     hash: &AuthCodeHash,
     corp_id: &CorpId,
+    claim_id: Uuid,
 ) -> Result<AuthCodeRecord, StoreError> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "update auth_codes set state = 'exchanged', corp_id = $2, exchanged_at = clock_timestamp(),
+        "update auth_codes set state = 'exchanged', corp_id = $2, claim_id = $3,
+             claimed_until = null, exchanged_at = clock_timestamp(),
+             superseded_failure = case when state = 'failed' then failure_reason end,
+             failure_reason = null, failed_at = null,
              code_ciphertext = null, code_nonce = null, code_key_id = null, updated_at = now()
-         where code_sha256 = $1 and state = 'received'
+         where code_sha256 = $1 and state <> 'exchanged'
          returning {COLUMNS}"
     ))
     .bind(hash.as_bytes().as_slice())
     .bind(corp_id)
+    .bind(claim_id)
     .fetch_optional(&mut *conn)
     .await?;
     finish(conn, hash, row, "marking the code exchanged").await
@@ -444,17 +576,9 @@ pub async fn mark_auth_code_failed(
     hash: &AuthCodeHash,
     reason: &str,
 ) -> Result<AuthCodeRecord, StoreError> {
-    mark_failed(conn, hash, reason).await
-}
-
-async fn mark_failed(
-    conn: &mut PgConnection,
-    hash: &AuthCodeHash,
-    reason: &str,
-) -> Result<AuthCodeRecord, StoreError> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "update auth_codes set state = 'failed', failure_reason = $2,
-             failed_at = clock_timestamp(),
+             failed_at = clock_timestamp(), claimed_until = null,
              code_ciphertext = null, code_nonce = null, code_key_id = null, updated_at = now()
          where code_sha256 = $1 and state = 'received'
          returning {COLUMNS}"
@@ -466,29 +590,33 @@ async fn mark_failed(
     finish(conn, hash, row, "marking the code failed").await
 }
 
-/// Records a transient exchange failure (the caller will retry while the code is valid): one
-/// more attempt and the error text. Use it on a connection *outside* the transaction that was
-/// rolled back, or the record is rolled back with it. `error` must not contain the code.
+/// Records a transient exchange failure (the caller will retry while the code is valid): the
+/// error text, and the claim `claim_id` given up so the retry can claim it again at once.
+/// `error` must not contain the code.
 pub async fn record_auth_code_error(
     conn: &mut PgConnection,
     hash: &AuthCodeHash,
+    claim_id: Uuid,
     error: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "update auth_codes set attempts = attempts + 1, last_attempt_at = clock_timestamp(),
-             last_error = $2, updated_at = now()
+        "update auth_codes set last_error = $2, last_attempt_at = clock_timestamp(),
+             claimed_until = case when claim_id = $3 then null else claimed_until end,
+             updated_at = now()
          where code_sha256 = $1 and state = 'received'",
     )
     .bind(hash.as_bytes().as_slice())
     .bind(error)
+    .bind(claim_id)
     .execute(&mut *conn)
     .await?;
     Ok(())
 }
 
-/// Marks every code still `received` past its deadline as failed ([`EXPIRED_REASON`]) and
-/// returns them, so a periodic sweep reports codes whose event was never processed — a code is
-/// never silently lost.
+/// Marks every unclaimed code still `received` past its deadline as failed ([`EXPIRED_REASON`])
+/// and returns them, so a periodic sweep reports codes whose event was never processed — a code
+/// is never silently lost. A claimed code is left to its claimant, who may hold its permanent
+/// code already.
 pub async fn fail_expired_auth_codes(
     conn: &mut PgConnection,
 ) -> Result<Vec<AuthCodeRecord>, StoreError> {
@@ -497,6 +625,7 @@ pub async fn fail_expired_auth_codes(
              failed_at = clock_timestamp(),
              code_ciphertext = null, code_nonce = null, code_key_id = null, updated_at = now()
          where state = 'received' and expires_at <= clock_timestamp()
+           and (claimed_until is null or claimed_until <= clock_timestamp())
          returning {COLUMNS}"
     ))
     .bind(EXPIRED_REASON)

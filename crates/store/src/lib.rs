@@ -46,22 +46,27 @@
 //!     received_at: envelope.received_at,
 //! }).await?;                                    // false: older than the stored one, ignored
 //!
-//! // create_auth: record on arrival, then claim (row lock) and exchange once
-//! use store::auth_codes::{self, Claim, NewAuthCode, AuthCodeKind, AuthCodeHash};
-//! auth_codes::record_auth_code(&mut *tx, &secrets, &NewAuthCode {
+//! // create_auth: record on arrival, then claim (committed, with a lease) and exchange once
+//! use store::auth_codes::{self, Claim, NewAuthCode, AuthCodeKind, AuthCodeHash, CLAIM_LEASE};
+//! let hash = AuthCodeHash::of(&ev.auth_code);
+//! auth_codes::record_auth_code(&mut conn, &secrets, &NewAuthCode {
 //!     suite_id: &suite_id, kind: AuthCodeKind::CreateAuth, code: &ev.auth_code,
 //!     wecom_time: ev.timestamp, received_at: envelope.received_at,
 //! }).await?;
-//! match auth_codes::claim_auth_code(&mut *tx, &secrets, &AuthCodeHash::of(&ev.auth_code)).await? {
+//! match auth_codes::claim_auth_code(&mut conn, &secrets, &hash, CLAIM_LEASE).await? {
 //!     Claim::Ready(claimed) => {
+//!         // No transaction is open during the WeCom call.
 //!         let answer = tokens.with_suite_token(&suite_id, &suite_secret, |t| {
 //!             let (client, code) = (tokens.client().clone(), claimed.code.clone());
 //!             async move { client.get_permanent_code_v2(t.expose(), code.expose_secret()).await }
 //!         }).await;
-//!         // Ok: tenants::activate_tenant(&mut *tx, …) + auth_codes::mark_auth_code_exchanged
-//!         // 40078 / Permanent: auth_codes::mark_auth_code_failed(&mut *tx, …) and commit
-//!         // transient: roll back (retry later), then auth_codes::record_auth_code_error(…)
+//!         // Ok: at once, in one transaction: auth_codes::lock_auth_code (an `exchanged` row
+//!         //     with our claim_id is our own earlier commit), tenants::activate_tenant,
+//!         //     auth_codes::mark_auth_code_exchanged(…, claimed.claim_id); retry on failure
+//!         // 40078 / Permanent: auth_codes::mark_auth_code_failed(…)
+//!         // transient: auth_codes::record_auth_code_error(…, claimed.claim_id, …) and retry
 //!     }
+//!     Claim::Busy { until } => { /* another worker is exchanging it: retry by `until` */ }
 //!     Claim::Expired(record) => { /* log once + metric; the row is now `failed` */ }
 //!     Claim::AlreadyExchanged { .. } | Claim::AlreadyFailed { .. } | Claim::NotFound => {}
 //! }

@@ -236,7 +236,10 @@ pub async fn list_tenants(
 
 /// Makes the tenant `active` with a fresh permanent code (create_auth): inserts it, or
 /// re-activates an existing row (a reinstall after a cancel), and drops any cached corp token.
-/// [`Outcome::Stale`] when a newer lifecycle event or a newer code is already stored.
+/// [`Outcome::Stale`] when a newer lifecycle event or a newer code is already stored — or a
+/// revocation of the same second: within one second revocation wins, and only a create_auth of
+/// a later second proves a reinstall (WeCom's `TimeStamp` has one-second resolution, and
+/// keeping a secret the corp withdrew is the worse mistake).
 pub async fn activate_tenant(
     conn: &mut PgConnection,
     secrets: &SecretBox,
@@ -272,7 +275,8 @@ pub async fn activate_tenant(
                  activated_at = now(),
                  revoked_at = null,
                  updated_at = now()
-             where (t.last_event_time is null or t.last_event_time <= excluded.last_event_time)
+             where (t.last_event_time is null or t.last_event_time < excluded.last_event_time
+                    or (t.last_event_time = excluded.last_event_time and t.status <> 'revoked'))
                and (t.permanent_code_event_time is null
                     or t.permanent_code_event_time <= excluded.permanent_code_event_time)
              returning {COLUMNS}

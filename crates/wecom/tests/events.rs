@@ -210,6 +210,8 @@ fn unknown_info_type_is_kept_as_unknown_with_its_raw_xml() {
             info_type: Some("change_app_admin".into()),
             msg_type: None,
             event: None,
+            change_type: None,
+            parse_error: None,
             raw_xml: xml.into(),
         })
     );
@@ -219,6 +221,48 @@ fn unknown_info_type_is_kept_as_unknown_with_its_raw_xml() {
         xml,
         "to_xml of an unknown event is its raw xml"
     );
+}
+
+#[test]
+fn a_known_kind_that_does_not_fit_its_type_keeps_its_kind() {
+    let cases = [
+        (
+            "<xml><SuiteId>dk1</SuiteId><InfoType>create_auth</InfoType>\
+             <AuthCode>AC</AuthCode><TimeStamp>soon</TimeStamp></xml>",
+            "create_auth",
+        ),
+        (
+            "<xml><ToUserName>ww1</ToUserName><MsgType>event</MsgType>\
+             <Event>change_contact</Event><ChangeType>update_party</ChangeType>\
+             <Id>x</Id></xml>",
+            "change_contact.update_party",
+        ),
+        (
+            "<xml><InfoType>change_contact</InfoType><ChangeType>brand_new</ChangeType></xml>",
+            "change_contact.unknown",
+        ),
+    ];
+    for (xml, kind) in cases {
+        let event = Event::parse_or_unknown(xml).unwrap();
+        assert_eq!(event.kind(), kind, "{xml}");
+        if matches!(event, Event::Unknown(_)) {
+            assert_eq!(event.to_xml(), xml, "the raw XML is kept");
+        }
+    }
+    let Event::Unknown(unknown) = Event::parse_or_unknown(cases[0].0).unwrap() else {
+        panic!("create_auth with a bad TimeStamp is not a CreateAuth");
+    };
+    assert!(unknown.parse_error.unwrap().contains("TimeStamp"));
+    assert_eq!(unknown_field(cases[0].0, "AuthCode").as_deref(), Some("AC"));
+    // Not XML at all is still an error.
+    assert!(Event::parse_or_unknown("nope").is_err());
+}
+
+fn unknown_field(xml: &str, name: &str) -> Option<String> {
+    match Event::parse_or_unknown(xml) {
+        Ok(Event::Unknown(unknown)) => unknown.field(name),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -93,6 +93,18 @@ impl Worker {
     }
 }
 
+/// An auth-worker running as a child process.
+pub struct WorkerProcess {
+    child: tokio::process::Child,
+}
+
+impl WorkerProcess {
+    /// `kill -9`: no shutdown, no settling, connections dropped by the kernel.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
 /// One test's world.
 pub struct Harness {
     pub db: TestDatabase,
@@ -171,7 +183,16 @@ impl Harness {
 
     /// The configuration a replica gets (health on port 0).
     pub fn worker_config(&self) -> Config {
-        let vars: HashMap<&str, String> = [
+        let vars: HashMap<&str, String> = self.worker_vars().into_iter().collect();
+        let mut config =
+            Config::from_lookup(|name| vars.get(name).cloned(), |_| unreachable!()).unwrap();
+        config.log_format = LogFormat::Pretty;
+        config
+    }
+
+    /// The environment of a replica.
+    pub fn worker_vars(&self) -> Vec<(&'static str, String)> {
+        [
             ("DATABASE_URL", self.db_url.clone()),
             ("AMQP_URL", amqp_url().expose().to_owned()),
             (
@@ -189,12 +210,35 @@ impl Harness {
             ("AUTH_WORKER_PREFETCH", "4".to_owned()),
             ("AUTH_WORKER_SWEEP_SECS", "1".to_owned()),
         ]
-        .into_iter()
-        .collect();
-        let mut config =
-            Config::from_lookup(|name| vars.get(name).cloned(), |_| unreachable!()).unwrap();
-        config.log_format = LogFormat::Pretty;
-        config
+        .into()
+    }
+
+    /// Starts the real `daikai-auth-worker` binary as a child process with `vars` (so a test
+    /// can `kill -9` it), and waits until its `/readyz` answers 200.
+    pub async fn worker_process(&self, vars: &[(&'static str, String)]) -> WorkerProcess {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_daikai-auth-worker"))
+            .env_clear()
+            .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("HEALTH_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let ready = format!("http://127.0.0.1:{port}/readyz");
+        wait_until("the worker process is ready", || async {
+            reqwest::get(&ready)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        WorkerProcess { child }
     }
 
     /// Builds and starts a replica.

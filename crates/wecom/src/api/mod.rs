@@ -16,6 +16,7 @@ mod agent;
 mod contact;
 mod envelope;
 mod error;
+mod exchange;
 mod service;
 
 use std::time::Duration;
@@ -214,7 +215,8 @@ impl Client {
             auth_code: auth_code.to_owned(),
         };
         let query = [("suite_access_token", suite_token)];
-        self.post(path, &query, &body).await
+        let answer: serde_json::Value = self.post(path, &query, &body).await?;
+        exchange::decode(path, &answer)
     }
 
     /// `POST /cgi-bin/service/get_auth_info`: the corp, its agent and the visibility scope.

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::EventError;
+use super::contact::ChangeContact;
 use super::fields::Fields;
 use super::writer::{XmlWriter, is_element_name};
 
@@ -63,8 +64,10 @@ pub struct Message {
     pub fields: BTreeMap<String, String>,
 }
 
-/// Anything else: an unknown `InfoType`, a body with neither `InfoType` nor `MsgType`, or
-/// `MsgType=event` without an `Event`. The raw XML is kept so nothing is lost.
+/// Anything else: an unknown `InfoType`, a body with neither `InfoType` nor `MsgType`,
+/// `MsgType=event` without an `Event` — or a known kind whose body does not fit its type
+/// ([`Event::parse_or_unknown`](super::Event::parse_or_unknown) keeps why in `parse_error`). The
+/// raw XML is kept so nothing is lost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unknown {
     /// `InfoType`, if present.
@@ -76,6 +79,13 @@ pub struct Unknown {
     /// `Event`, if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
+    /// `ChangeType`, if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_type: Option<String>,
+    /// Why a body of a known kind did not fit its type; `None` for a kind this build does not
+    /// know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
     /// The decrypted body exactly as received.
     pub raw_xml: String,
 }
@@ -158,10 +168,82 @@ impl Unknown {
             info_type: f.key("InfoType").map(str::to_owned),
             msg_type: f.key("MsgType").map(str::to_owned),
             event: f.key("Event").map(str::to_owned),
+            change_type: f.key("ChangeType").map(str::to_owned),
+            parse_error: None,
             raw_xml: raw_xml.to_owned(),
         }
     }
+
+    /// A body of a known kind that failed its typed parse with `error`.
+    pub(crate) fn unparsed(f: Fields<'_>, raw_xml: &str, error: &EventError) -> Self {
+        Self {
+            parse_error: Some(error.to_string()),
+            ..Self::read(f, raw_xml)
+        }
+    }
+
+    /// The routing kind the body announced (see [`Event::kind`](super::Event::kind)), so an
+    /// event that failed its typed parse still reaches the worker that owns its kind; `unknown`
+    /// when it announced nothing this build knows.
+    pub fn kind(&self) -> String {
+        let info_type = self.info_type.as_deref().unwrap_or_default();
+        let msg_type = self.msg_type.as_deref().unwrap_or_default();
+        let event = self.event.as_deref().unwrap_or_default();
+        if AUTH_INFO_TYPES.contains(&info_type) {
+            return info_type.to_owned();
+        }
+        if info_type == ChangeContact::NAME
+            || (info_type.is_empty()
+                && msg_type.eq_ignore_ascii_case("event")
+                && event.eq_ignore_ascii_case(ChangeContact::NAME))
+        {
+            let change = self.change_type.as_deref().unwrap_or_default();
+            let change = if CHANGE_TYPES.contains(&change) {
+                change
+            } else {
+                "unknown"
+            };
+            return format!("{}.{change}", ChangeContact::NAME);
+        }
+        if info_type.is_empty() && msg_type.eq_ignore_ascii_case("event") && !event.is_empty() {
+            return format!("event.{}", event.to_lowercase());
+        }
+        if info_type.is_empty() && !msg_type.is_empty() && !msg_type.eq_ignore_ascii_case("event") {
+            return format!("message.{}", msg_type.to_lowercase());
+        }
+        "unknown".to_owned()
+    }
+
+    /// The trimmed text of a top-level element of the raw XML, read without any typing (for
+    /// salvaging what a worker needs from a body that did not fit its type).
+    pub fn field(&self, name: &str) -> Option<String> {
+        let root = super::dom::parse(&self.raw_xml).ok()?;
+        Fields::new(&root)
+            .key(name)
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned)
+    }
 }
+
+/// The template `InfoType`s the auth worker owns.
+const AUTH_INFO_TYPES: &[&str] = &[
+    "suite_ticket",
+    "create_auth",
+    "change_auth",
+    "cancel_auth",
+    "reset_permanent_code",
+];
+
+/// The `ChangeType`s of change_contact this build has types for.
+const CHANGE_TYPES: &[&str] = &[
+    "create_user",
+    "update_user",
+    "delete_user",
+    "create_party",
+    "update_party",
+    "delete_party",
+    "update_tag",
+];
 
 /// The simple top-level elements not in `known`; the first of a repeated name wins.
 fn other_fields(f: Fields<'_>, known: &[&str]) -> BTreeMap<String, String> {

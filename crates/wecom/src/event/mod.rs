@@ -83,9 +83,27 @@ impl Event {
         Self::from_root(&root, xml)
     }
 
+    /// Parses like [`Event::parse`], except that well-formed XML which does not fit its typed
+    /// event (a required field missing, a malformed number) becomes [`Event::Unknown`] with the
+    /// kind it announced (see [`Unknown::kind`]) and the reason in `parse_error`: authentic WeCom
+    /// data in a shape this build does not expect is routed to its owning worker, never dropped.
+    /// Errors only for bodies that are not WeCom XML at all (size, depth, DTD, not XML).
+    pub fn parse_or_unknown(xml: &str) -> Result<Event, EventError> {
+        let root = dom::parse(xml)?;
+        match Self::from_root(&root, xml) {
+            Ok(event) => Ok(event),
+            Err(error) => Ok(Self::Unknown(Unknown::unparsed(
+                Fields::new(&root),
+                xml,
+                &error,
+            ))),
+        }
+    }
+
     /// The routing kind: `suite_ticket`, `create_auth`, `change_auth`, `cancel_auth`,
     /// `reset_permanent_code`, `change_contact.<change type>` (`change_contact.unknown` for an
-    /// unknown one), `event.<lowercased Event>`, `message.<lowercased MsgType>` or `unknown`.
+    /// unknown one), `event.<lowercased Event>`, `message.<lowercased MsgType>` or `unknown`
+    /// ([`Event::Unknown`] answers the kind its body announced: [`Unknown::kind`]).
     pub fn kind(&self) -> String {
         match self {
             Self::SuiteTicket(_) => SuiteTicket::INFO_TYPE.to_owned(),
@@ -96,7 +114,7 @@ impl Event {
             Self::ChangeContact(c) => format!("{}.{}", ChangeContact::NAME, c.change.kind()),
             Self::AppEvent(e) => format!("event.{}", e.event.to_lowercase()),
             Self::Message(m) => format!("message.{}", m.msg_type.to_lowercase()),
-            Self::Unknown(_) => "unknown".to_owned(),
+            Self::Unknown(u) => u.kind(),
         }
     }
 
