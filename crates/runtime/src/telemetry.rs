@@ -8,8 +8,12 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber. Fails if the filter does not parse or one is already set.
 pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
-    let filter =
-        EnvFilter::try_new(filter).map_err(|e| anyhow::anyhow!("RUST_LOG: invalid filter: {e}"))?;
+    let filter = EnvFilter::try_new(filter)
+        .map_err(|e| anyhow::anyhow!("RUST_LOG: invalid filter: {e}"))?
+        // lapin logs every message the broker returns (an unroutable mandatory publish) at
+        // `warn` with its body, and a body can carry an AuthCode: that line never gets through,
+        // whatever RUST_LOG says (the bus reports returns itself, without the body).
+        .add_directive("lapin::returned_messages=error".parse()?);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
@@ -24,3 +28,4 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     };
     installed.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
 }
+
