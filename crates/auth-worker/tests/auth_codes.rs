@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-//! The AuthCode rules (ARCHITECTURE §4.5): persisted on arrival, exchanged once, transient
+//! The AuthCode rules (docs/architecture.md §4.5): persisted on arrival, exchanged once, transient
 //! failures retried only while the code lives, a burnt or expired code reported once and never
 //! looped on; v1 used when v2 is unavailable.
 

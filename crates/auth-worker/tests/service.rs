@@ -107,7 +107,7 @@ async fn the_suite_ticket_survives_a_restart() {
     worker.stop().await;
 
     // A new replica, a new pool: the ticket is in Postgres, so the suite token is obtainable at
-    // once, without waiting up to ten minutes for the next push (PITFALLS 5).
+    // once, without waiting up to ten minutes for the next push (docs/architecture.md §4.3).
     let worker = h.worker().await;
     let tokens = h.token_service().await;
     let token = tokens

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-//! One corp-token fetch across replicas (ARCHITECTURE §4.4, PITFALLS 7): replicas that need the
+//! One corp-token fetch across replicas (docs/architecture.md §4.4): replicas that need the
 //! same corp token at the same moment make exactly one `gettoken` call between them.
 
 mod common;

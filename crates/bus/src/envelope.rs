@@ -1,10 +1,11 @@
-//! The event envelope: the JSON body of every message on `wecom.events` (ARCHITECTURE §3.2).
+//! The event envelope: the JSON body of every message on `wecom.events`
+//! (docs/architecture.md §3.2).
 //!
 //! One shape for WeCom pushes (published by the ingress) and internal events (published by the
 //! workers), so a consumer reads `kind` and a typed payload and never touches WeCom XML. The
 //! `dedupe_key` is what makes WeCom's retries harmless: WeCom retries a push it did not see
 //! answered, byte for byte, so `sha256(receiveid ‖ plaintext)` is the same for every retry
-//! (PITFALLS 13).
+//! (docs/architecture.md §4.2).
 //!
 //! The key identifies identical *text*, not a distinct push. Two different pushes whose plaintext
 //! is identical (two `change_auth` for the same corp within one second, e.g. the app disabled and

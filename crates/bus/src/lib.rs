@@ -1,4 +1,4 @@
-//! The message contract between daikai's services (ARCHITECTURE §3.2–3.3).
+//! The message contract between daikai's services (docs/architecture.md §3.2–3.3).
 //!
 //! - [`envelope`]: the JSON body of every event message, its dedupe key and routing key.
 //! - [`topology`]: the exchanges and queues (with namespace prefix), declared idempotently.

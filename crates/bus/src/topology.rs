@@ -1,4 +1,4 @@
-//! The RabbitMQ topology every service declares at start (ARCHITECTURE §3.3), and the names
+//! The RabbitMQ topology every service declares at start (docs/architecture.md §3.3), and the names
 //! publishers and consumers use.
 //!
 //! ```text

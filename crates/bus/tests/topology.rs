@@ -1,5 +1,5 @@
 //! The topology against the real broker: declaring is idempotent, every routing key lands where
-//! ARCHITECTURE §3.3 says, retry tiers flow back into their work queue.
+//! docs/architecture.md §3.3 says, retry tiers flow back into their work queue.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

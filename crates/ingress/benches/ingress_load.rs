@@ -1,4 +1,4 @@
-//! Load benchmark of the ingress against the local RabbitMQ (issue 3, ARCHITECTURE §5).
+//! Load benchmark of the ingress against the local RabbitMQ (issue 3, docs/architecture.md §5).
 //!
 //! One run interleaves `--rounds` rounds of three phases of `--requests` messages each (short
 //! phases, many rounds: on a shared machine every kind of phase sees the same background noise):

@@ -8,7 +8,7 @@
 //! 4. the ciphertext must decrypt and unframe;
 //! 5. the receiveid inside the plaintext must be one this URL accepts.
 //!
-//! # Which receiveid each URL accepts (PITFALLS 1, protocol §1.6)
+//! # Which receiveid each URL accepts (docs/wecom.md §1.6)
 //! | route | accepted |
 //! |---|---|
 //! | `GET /callback/suite/{suite_id}` | the suite id, the provider corp id |

@@ -1,4 +1,5 @@
-//! daikai-ingress: WeCom callbacks in, confirmed RabbitMQ messages out (ARCHITECTURE §1, §3.1).
+//! daikai-ingress: WeCom callbacks in, confirmed RabbitMQ messages out
+//! (docs/architecture.md §1, §3.1).
 //!
 //! The ingress is stateless and holds no database. For every push it verifies the signature,
 //! checks freshness, decrypts, checks the receiveid, parses the event, publishes the envelope and

@@ -1,5 +1,6 @@
-//! The HTTP layer: routes of ARCHITECTURE §3.1, each a thin shell around [`crate::callback`] and
-//! the publisher, and the one place outcomes become status codes, metrics and log lines.
+//! The HTTP layer: routes of docs/architecture.md §3.1, each a thin shell around
+//! [`crate::callback`] and the publisher, and the one place outcomes become status codes, metrics
+//! and log lines.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,8 +45,8 @@ impl From<Rejection> for Failure {
     }
 }
 
-/// The four callback routes of ARCHITECTURE §3.1, dispatched by hand: actix's router matches
-/// patterns with dynamic segments through a regex engine, which showed up in the ingress's
+/// The four callback routes of docs/architecture.md §3.1, dispatched by hand: actix's router
+/// matches patterns with dynamic segments through a regex engine, which showed up in the ingress's
 /// profile at several percent of its CPU for two fixed shapes of path.
 ///
 /// - `GET|POST /callback/suite/{suite_id}`

@@ -92,9 +92,9 @@ pub(crate) async fn store_corp_token(
     Ok(())
 }
 
-/// Drops the cached corp token if it is still `failing_token` (compare-and-delete, PITFALLS 8:
-/// a late 40014 for a token that was already replaced must not kill the replacement). Returns
-/// whether it was dropped.
+/// Drops the cached corp token if it is still `failing_token` (compare-and-delete,
+/// docs/architecture.md §4.4: a late 40014 for a token that was already replaced must not kill
+/// the replacement). Returns whether it was dropped.
 pub async fn invalidate_corp_token(
     conn: &mut PgConnection,
     suite_id: &SuiteId,

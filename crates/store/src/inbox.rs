@@ -1,4 +1,4 @@
-//! `inbox`: exact dedupe of consumed messages (ARCHITECTURE §4.2).
+//! `inbox`: exact dedupe of consumed messages (docs/architecture.md §4.2).
 //!
 //! A consumer inserts `(consumer, dedupe_key)` in the same transaction as the message's effect.
 //! The first delivery inserts and applies; a redelivery (broker) or a re-push (WeCom retries with

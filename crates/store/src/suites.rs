@@ -1,9 +1,9 @@
 //! `suites`: per suite, the newest suite_ticket and the cached suite access token.
 //!
-//! The ticket is durable (PITFALLS 5: a ticket lost on restart means no suite token for up to ten
-//! minutes) and monotonic per suite (PITFALLS 6: an older push, or another suite's push, never
-//! replaces it). "Newer" is decided by WeCom's own `TimeStamp`, never by arrival order, because
-//! replicas consume pushes out of order.
+//! The ticket is durable (a ticket lost on restart means no suite token for up to ten minutes)
+//! and monotonic per suite (an older push, or another suite's push, never replaces it;
+//! docs/architecture.md §4.3). "Newer" is decided by WeCom's own `TimeStamp`, never by arrival
+//! order, because replicas consume pushes out of order.
 //!
 //! A stored `TimeStamp` further ahead of the database clock than [`FUTURE_SKEW`] is not trusted:
 //! it came from a clock that ran ahead (or was moved), and honouring it would make every real

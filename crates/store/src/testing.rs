@@ -16,7 +16,7 @@ use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool};
 
 use crate::schema::{SchemaError, migrate};
 
-/// The development Postgres (ARCHITECTURE: trust auth on localhost).
+/// The development Postgres (trust auth on localhost, as `docker-compose.yml` sets it up).
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// A uniquely named database, migrated (or empty, see [`TestDatabase::create_empty`]).

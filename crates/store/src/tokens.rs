@@ -1,5 +1,5 @@
 //! The token service: suite and corp access tokens cached in Postgres and refreshed by one
-//! replica at a time (ARCHITECTURE §4.4, PITFALLS 7–9).
+//! replica at a time (docs/architecture.md §4.4).
 //!
 //! Why in Postgres and not in memory: every replica of every worker needs the same token, and
 //! WeCom rate-limits `gettoken`; N replicas each refreshing on their own is the stampede the SDKs
@@ -16,11 +16,11 @@
 //! If the refresh fails transiently while the old token has not expired yet, the old token is
 //! used. On 40014/42001 (corp) or 40082/42009 (suite) the failing token is invalidated only if it
 //! is still the stored one (compare-and-delete by SHA-256), so a late error for an already
-//! replaced token never kills its replacement (PITFALLS 8); [`TokenService::with_corp_token`] and
+//! replaced token never kills its replacement; [`TokenService::with_corp_token`] and
 //! [`TokenService::with_suite_token`] do that and retry the call once.
 //!
 //! The corp token comes from `gettoken` with the corp id and the tenant's permanent code, the
-//! 代开发 app secret (PITFALLS 9). Tenants that are not `active` get no WeCom call at all.
+//! 代开发 app secret (docs/wecom.md §4.4). Tenants that are not `active` get no WeCom call at all.
 //!
 //! Each refresh holds one pooled connection for the duration of the WeCom call; size pools for
 //! the number of refreshes that may run at once.

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-//! AuthCodes: recorded on arrival, exchanged at most once, outcome recorded (PITFALLS 10).
+//! AuthCodes: recorded on arrival, exchanged at most once, outcome recorded
+//! (docs/architecture.md §4.5).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Suite tickets: durable, per suite, monotonic by WeCom TimeStamp (PITFALLS 5, 6).
+//! Suite tickets: durable, per suite, monotonic by WeCom TimeStamp (docs/architecture.md §4.3).
 
 mod common;
 

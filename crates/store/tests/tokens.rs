@@ -1,6 +1,7 @@
 //! The token service against a WeCom double (wiremock with counted expectations): one refresh
-//! across replicas (PITFALLS 7), compare-and-delete invalidation (PITFALLS 8), `gettoken` with
-//! corpid + permanent code (PITFALLS 9), and the stored ticket across restarts (PITFALLS 5).
+//! across replicas, compare-and-delete invalidation (docs/architecture.md §4.4), `gettoken` with
+//! corpid + permanent code (docs/wecom.md §4.4), and the stored ticket across restarts
+//! (docs/architecture.md §4.3).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

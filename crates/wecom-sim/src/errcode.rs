@@ -1,7 +1,7 @@
 //! The errcodes the simulator answers, with WeCom's wording, in one table.
 //!
 //! WeCom answers errors as HTTP 200 with `{"errcode", "errmsg"}`; clients must judge by the code
-//! alone (wecom-protocol §5). Keeping the codes here makes the simulator's choices reviewable in
+//! alone (docs/wecom.md §5). Keeping the codes here makes the simulator's choices reviewable in
 //! one place and documented next to docs/wecom-sim.md's table.
 
 use wecom::api::Status;

@@ -1,4 +1,4 @@
-//! What a 代开发 app may see of its corp (wecom-protocol §4.5): the visibility scope chosen by
+//! What a 代开发 app may see of its corp (docs/wecom.md §4.5): the visibility scope chosen by
 //! the admin (departments with their subtrees, single members, tags) and the sensitive-field
 //! grants (`contact:sensitive:*`).
 //!

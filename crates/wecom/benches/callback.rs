@@ -1,5 +1,6 @@
 //! The ingress hot path for one 1 KB callback: signature check, base64, AES-256-CBC, unpadding,
-//! unframing and XML parsing into a typed event. Budget: ≤ 10 µs on one core (ARCHITECTURE §5).
+//! unframing and XML parsing into a typed event. Budget: ≤ 10 µs on one core
+//! (docs/architecture.md §5).
 #![allow(clippy::unwrap_used)]
 
 use std::fmt::Write as _;

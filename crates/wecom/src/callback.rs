@@ -1,9 +1,9 @@
-//! What arrives on a callback URL before decryption (wecom-protocol §1.1): the query string
+//! What arrives on a callback URL before decryption (docs/wecom.md §1.1): the query string
 //! (`msg_signature`, `timestamp`, `nonce`, and `echostr` on URL verification) and the POST body
 //! envelope (`ToUserName`, `Encrypt`, `AgentID`, as XML or, for JSON-mode apps, as JSON).
 //!
 //! The query is decoded by hand because form decoding turns `+` into a space, which breaks the
-//! base64 `echostr` and its signature (PITFALLS 3).
+//! base64 `echostr` and its signature (docs/wecom.md §1.1).
 
 use std::borrow::Cow;
 

@@ -1,4 +1,4 @@
-//! The callback crypto WeCom calls WXBizMsgCrypt (wecom-protocol §1).
+//! The callback crypto WeCom calls WXBizMsgCrypt (docs/wecom.md §1).
 //!
 //! Every push is authenticated by a SHA1 signature over four strings and encrypted with
 //! AES-256-CBC. Two quirks make generic code fail here: PKCS#7 padding is to **32-byte** blocks
@@ -182,7 +182,7 @@ impl CallbackCrypto {
         self.decrypt(encrypt)
     }
 
-    /// Decrypts a base64 ciphertext and unframes the plaintext (wecom-protocol §1.9).
+    /// Decrypts a base64 ciphertext and unframes the plaintext (docs/wecom.md §1.9).
     pub fn decrypt(&self, encrypt: &str) -> Result<Decrypted, CryptoError> {
         let mut buf = STANDARD
             .decode(encrypt.trim())
@@ -230,7 +230,7 @@ impl CallbackCrypto {
         Ok(STANDARD.encode(sealed))
     }
 
-    /// Builds the encrypted XML of a passive reply (wecom-protocol §1.7).
+    /// Builds the encrypted XML of a passive reply (docs/wecom.md §1.7).
     pub fn encrypt_reply(
         &self,
         message: &str,

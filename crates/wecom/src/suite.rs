@@ -1,5 +1,5 @@
 //! The suites (代开发 templates) a deployment serves, shared by the ingress and the workers
-//! (ARCHITECTURE §3.5).
+//! (docs/architecture.md §3.5).
 //!
 //! Each suite has its id (`dk…`), its secret (for `get_suite_token`), and the Token and
 //! EncodingAESKey of its callback URLs; the per-corp app callback URL may use a different

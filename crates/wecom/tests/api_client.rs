@@ -1,5 +1,5 @@
 //! The WeCom API client against a wiremock WeCom: request shapes, realistic answers from
-//! wecom-protocol §4, and every error class of §5 as the client reports it.
+//! docs/wecom.md §4, and every error class of docs/wecom.md §5 as the client reports it.
 
 #![allow(
     clippy::unwrap_used,

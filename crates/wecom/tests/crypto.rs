@@ -143,7 +143,7 @@ fn uppercase_signature_is_accepted() {
 
 #[test]
 fn ciphertext_full_of_plus_slash_and_equals_verifies_on_get_and_post() {
-    // Find a ciphertext that holds all three characters the SDKs mangle (PITFALLS 3).
+    // Find a ciphertext that holds all three characters the SDKs mangle (docs/wecom.md §1.1).
     let crypto = crypto();
     let encrypt = (0u8..=255)
         .map(|seed| {

@@ -1,4 +1,4 @@
-//! Typed events from WeCom's XML: every example of the protocol reference (§2 template, §3 app),
+//! Typed events from WeCom's XML: every documented example (docs/wecom.md §2 and §3),
 //! both framings of every contact change, the official message vector, hostile input, and
 //! round trips through `to_xml` and JSON (the same types travel on the bus).
 
@@ -45,7 +45,7 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §2 template (instruction) callbacks (the XML is in events/examples.rs)
+// docs/wecom.md §2: template (instruction) callbacks (the XML is in events/examples.rs)
 
 #[test]
 fn suite_ticket_example_parses() {
@@ -274,7 +274,7 @@ fn a_known_info_type_wins_over_app_framing_elements() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §3 app (data) callbacks
+// docs/wecom.md §3: app (data) callbacks
 
 #[test]
 fn app_framed_create_user_example_parses_every_field() {
@@ -572,7 +572,7 @@ fn body_without_any_framing_is_unknown() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Both framings of every ChangeType (PITFALLS 14)
+// Both framings of every ChangeType (docs/wecom.md §3)
 
 #[test]
 fn both_framings_of_every_change_type_parse_to_the_same_change() {

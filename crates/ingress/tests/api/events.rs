@@ -28,7 +28,7 @@ fn case(xml: &str, kind: &'static str, dest: Dest) -> Case {
     }
 }
 
-/// Template (instruction) callbacks, XML as on the protocol page §2.
+/// Template (instruction) callbacks, XML as in docs/wecom.md §2.
 fn template_cases() -> Vec<Case> {
     let s = SUITE_ID;
     vec![
@@ -114,7 +114,7 @@ fn app_event(body: &str) -> String {
     )
 }
 
-/// App (data) callbacks, XML as on the protocol page §3.
+/// App (data) callbacks, XML as in docs/wecom.md §3.
 fn app_cases() -> Vec<Case> {
     let contact = |change: &str, rest: &str| {
         app_event(&format!(

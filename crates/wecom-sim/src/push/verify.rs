@@ -1,5 +1,5 @@
 //! WeCom's URL verification: the GET it sends when a callback URL is saved in the console
-//! (wecom-protocol §1.1). The simulator sends the same GET on request, so an ingress's
+//! (docs/wecom.md §1.1). The simulator sends the same GET on request, so an ingress's
 //! verification route can be tested end to end.
 
 use rand::Rng as _;

@@ -1,5 +1,5 @@
 //! The app's own description and granted permissions: `agent/get`, `agent/get_permissions`
-//! (wecom-protocol §4.3, §4.5).
+//! (docs/wecom.md §4.3, §4.5).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! Directory shapes: departments, members, tags (wecom-protocol §4.5).
+//! Directory shapes: departments, members, tags (docs/wecom.md §4.5).
 //!
 //! Almost everything is optional: apps created after 2022-06-20 get no name, mobile, avatar,
 //! gender, email… unless the admin granted them, and department names need a grant too.

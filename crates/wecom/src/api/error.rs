@@ -1,7 +1,7 @@
 //! What can go wrong calling WeCom, and what the caller should do about it.
 //!
 //! WeCom reports most failures as HTTP 200 with a non-zero `errcode`, so the HTTP layer alone
-//! cannot tell a retry from a give-up. [`classify`] maps every errcode of wecom-protocol §5 to an
+//! cannot tell a retry from a give-up. [`classify`] maps every errcode of docs/wecom.md §5 to an
 //! [`ErrorClass`]; the workers decide their retry policy from that class alone.
 
 use std::time::Duration;
@@ -17,7 +17,7 @@ pub enum TokenKind {
     Provider,
 }
 
-/// The reaction a failure calls for (ARCHITECTURE §4.7).
+/// The reaction a failure calls for (docs/architecture.md §4.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     /// Transient: retry the same call with backoff (WeCom advises at most 3 retries for -1).
@@ -117,10 +117,10 @@ pub const FREQUENCY_LIMIT_BACKOFF: Duration = Duration::from_mins(1);
 /// `Retryable` so that callers slow down instead of spending their -1 retry budget at once.
 pub const CONCURRENCY_LIMIT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Classifies a non-zero WeCom `errcode` (wecom-protocol §5). Unknown codes are permanent.
+/// Classifies a non-zero WeCom `errcode` (docs/wecom.md §5). Unknown codes are permanent.
 #[allow(
     clippy::match_same_arms,
-    reason = "one arm per errcode keeps the match readable as the §5 table"
+    reason = "one arm per errcode keeps the match readable as the table of docs/wecom.md §5"
 )]
 pub fn classify(code: i64) -> ErrorClass {
     match code {

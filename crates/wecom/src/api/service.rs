@@ -1,5 +1,5 @@
 //! Provider-side shapes: tokens, the AuthCode exchange (`get_permanent_code` v1/v2) and auth info
-//! (wecom-protocol §4.1–§4.4).
+//! (docs/wecom.md §4.1–§4.4).
 //!
 //! These carry secrets (tokens, the permanent code that *is* the 代开发 app secret, AuthCodes), so
 //! their `Debug` output redacts them; only what serde writes on the wire contains them.

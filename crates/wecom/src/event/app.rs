@@ -1,7 +1,8 @@
 //! App ("data") URL pushes other than contact changes, and the catch-all for anything unrecognised.
 //!
 //! daikai does not act on these today, but they are authentic pushes: they are kept (with every
-//! simple element in `fields`) and published, never dropped or rejected (PITFALLS 11).
+//! simple element in `fields`) and published, never dropped or rejected
+//! (docs/architecture.md §4.8).
 
 use std::collections::BTreeMap;
 

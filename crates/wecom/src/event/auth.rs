@@ -1,4 +1,4 @@
-//! The template ("instruction") events that drive the provider relationship (protocol §2):
+//! The template ("instruction") events that drive the provider relationship (docs/wecom.md §2):
 //! suite tickets and the authorization lifecycle. They use the `InfoType` framing and always carry
 //! `SuiteId` and `TimeStamp`.
 

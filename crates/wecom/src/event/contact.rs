@@ -1,9 +1,9 @@
-//! Directory changes (`change_contact`), in either framing (protocol §2.6 and §3.1–3.3).
+//! Directory changes (`change_contact`), in either framing (docs/wecom.md §2.6 and §3.1–3.3).
 //!
 //! 代开发 apps get them on the app URL as `MsgType=event, Event=change_contact`; third-party style
 //! template pushes use `InfoType=change_contact`. Both become one [`ChangeContact`] so the
-//! contact-sync worker never cares which URL an event came through (PITFALLS 14). Everything but
-//! the entity id is optional: apps without grants see few fields (PITFALLS 15).
+//! contact-sync worker never cares which URL an event came through (docs/wecom.md §3). Everything
+//! but the entity id is optional: apps without grants see few fields (docs/wecom.md §3.1).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,11 +1,11 @@
-//! The XML examples of the protocol reference (§2, §3), verbatim but for `…` placeholders, and
+//! WeCom's documented XML examples (docs/wecom.md §2, §3), verbatim but for `…` placeholders, and
 //! builders for both framings of a contact change.
 
 use wecom::event::{ExtAttr, ExtAttrValue, UserChange};
 
 use super::strings;
 
-// §2 template (instruction) callbacks
+// docs/wecom.md §2: template (instruction) callbacks
 
 pub const SUITE_TICKET: &str = r"<xml>
   <SuiteId><![CDATA[dkXXXXXXXX]]></SuiteId>
@@ -46,7 +46,8 @@ pub const RESET_PERMANENT_CODE: &str = r"<xml>
   <TimeStamp>1403610513</TimeStamp>
 </xml>";
 
-/// §2.6, the third-party `InfoType` framing of a contact change, placeholders filled in.
+/// docs/wecom.md §2.6, the third-party `InfoType` framing of a contact change, placeholders
+/// filled in.
 pub const TEMPLATE_CREATE_USER: &str = r"<xml>
   <SuiteId>dkXXXXXXXX</SuiteId><AuthCorpId>wxf8b4f85f3a794e77</AuthCorpId>
   <InfoType><![CDATA[change_contact]]></InfoType><TimeStamp>1403610513</TimeStamp>
@@ -57,9 +58,9 @@ pub const TEMPLATE_CREATE_USER: &str = r"<xml>
   <Avatar>http://wx.qlogo.cn/mmopen/ajNVdqHZLLA3WJ6DSZUfiakYe37PKnQhBIeOQBO4czqrnZDS79FH5Wm5m4X69TBicnHFlhiafvDwklOpZeXYQQ2icg/0</Avatar><Alias>zhangsan</Alias><Telephone>020-123456</Telephone><ExtAttr><Item><Name><![CDATA[爱好]]></Name><Type>0</Type><Text><Value><![CDATA[旅游]]></Value></Text></Item></ExtAttr>
 </xml>";
 
-// §3 app (data) callbacks
+// docs/wecom.md §3: app (data) callbacks
 
-/// §3.1 with the two `…` of the Web attribute filled in.
+/// docs/wecom.md §3.1 with the two `…` of the Web attribute filled in.
 pub const APP_CREATE_USER: &str = r"<xml>
   <ToUserName><![CDATA[toUser]]></ToUserName>
   <FromUserName><![CDATA[sys]]></FromUserName>
@@ -89,7 +90,7 @@ pub const APP_CREATE_USER: &str = r"<xml>
   </ExtAttr>
 </xml>";
 
-/// §3.2 with the envelope `…` filled in.
+/// docs/wecom.md §3.2 with the envelope `…` filled in.
 pub const APP_CREATE_PARTY: &str = r"<xml><ToUserName><![CDATA[toUser]]></ToUserName>
   <FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1403610513</CreateTime>
   <MsgType><![CDATA[event]]></MsgType> <Event><![CDATA[change_contact]]></Event>
@@ -100,7 +101,7 @@ pub const APP_CREATE_PARTY: &str = r"<xml><ToUserName><![CDATA[toUser]]></ToUser
   <Order>1</Order>
 </xml>";
 
-/// §3.3 with the envelope `…` filled in.
+/// docs/wecom.md §3.3 with the envelope `…` filled in.
 pub const APP_UPDATE_TAG: &str = r"<xml><ToUserName><![CDATA[toUser]]></ToUserName>
   <FromUserName><![CDATA[sys]]></FromUserName><CreateTime>1403610513</CreateTime>
   <MsgType><![CDATA[event]]></MsgType> <Event><![CDATA[change_contact]]></Event>
@@ -112,7 +113,7 @@ pub const APP_UPDATE_TAG: &str = r"<xml><ToUserName><![CDATA[toUser]]></ToUserNa
   <DelPartyItems><![CDATA[3,4]]></DelPartyItems>
 </xml>";
 
-/// §3.4 `unlicensed_notify`: envelope fields only.
+/// docs/wecom.md §3.4 `unlicensed_notify`: envelope fields only.
 pub const UNLICENSED_NOTIFY: &str = r"<xml>
   <ToUserName><![CDATA[ww4asffe9xxx4c0f4c]]></ToUserName>
   <FromUserName><![CDATA[sys]]></FromUserName>
@@ -128,7 +129,7 @@ pub const LOCATION: &str = r"<xml><ToUserName><![CDATA[ww1]]></ToUserName>
 <Latitude>23.104105</Latitude><Longitude>113.320107</Longitude><Precision>65.000000</Precision>
 <AgentID>1</AgentID><AppType><![CDATA[wxwork]]></AppType></xml>";
 
-/// The member of the §3.1 example.
+/// The member of the docs/wecom.md §3.1 example.
 pub fn zhangsan() -> UserChange {
     UserChange {
         user_id: "zhangsan".into(),
@@ -166,7 +167,7 @@ pub fn zhangsan() -> UserChange {
     }
 }
 
-// Both framings of a contact change (PITFALLS 14)
+// Both framings of a contact change (docs/wecom.md §3)
 
 pub const CORP: &str = "wwcorp";
 
