@@ -63,3 +63,31 @@ ensure_services() {
   export DATABASE_URL="${DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/postgres}"
   export AMQP_URL="${AMQP_URL:-amqp://guest:guest@$PG_HOST:$AMQP_PORT/%2f}"
 }
+
+# Deletes the queues of test namespaces (`t<32 hex>.…`) that earlier test runs left behind (a
+# failed or killed test never deletes its topology). Each quorum queue holds broker file handles,
+# and a few hundred leftovers exhaust them: the broker then accepts TCP but never finishes an AMQP
+# handshake. A namespace with a consumer on any of its queues belongs to a run in progress and is
+# kept. Needs rabbitmqctl (a local broker); otherwise it does nothing.
+clean_test_namespaces() {
+  if [ -n "${AMQP_URL:-}" ] && [[ "$AMQP_URL" != *"@$PG_HOST:$AMQP_PORT"* ]]; then return 0; fi
+  command -v rabbitmqctl >/dev/null || return 0
+  local deleted
+  deleted=$(timeout 60 rabbitmqctl eval '
+    Re = "^(t[0-9a-f]{20,}\\.)",
+    Ns = fun(Q) ->
+        case re:run(element(4, amqqueue:get_name(Q)), Re, [{capture, all_but_first, binary}]) of
+            {match, [N]} -> N;
+            nomatch -> none
+        end
+    end,
+    Qs = [{Ns(Q), Q} || Q <- rabbit_amqqueue:list()],
+    Busy = lists:usort([N || {N, Q} <- Qs, N =/= none,
+        (catch proplists:get_value(consumers, rabbit_amqqueue:info(Q, [consumers]))) =/= 0]),
+    Stale = [Q || {N, Q} <- Qs, N =/= none, not lists:member(N, Busy)],
+    [catch rabbit_amqqueue:delete(Q, false, false, <<"daikai-tests">>) || Q <- Stale],
+    length(Stale).' 2>/dev/null) || return 0
+  if [ "${deleted:-0}" != 0 ]; then
+    echo "$0: deleted $deleted queues left behind by earlier test runs"
+  fi
+}

@@ -1,4 +1,5 @@
-//! The auth worker's configuration, read once at start from the environment (ARCHITECTURE §3.5).
+//! The auth worker's configuration, read once at start from the environment
+//! (docs/architecture.md §3.5).
 //!
 //! Parsing goes through a lookup closure so tests build configs without touching the process
 //! environment. Every error names the variable at fault and never quotes a secret; secrets are

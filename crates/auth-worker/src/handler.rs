@@ -1,10 +1,11 @@
 //! The `wecom.auth` message handler: dispatch by event kind, and what every event handler
 //! shares (the inbox step, suite lookup, the mapping of failures onto retry or dead letter).
 //!
-//! Each event handler follows the consumer contract of `bus::consumer`: one transaction holds
-//! the inbox row and the effect, and it is committed before the handler returns `Ok`. WeCom
-//! calls happen inside that transaction, after the inbox insert: a duplicate delivery on another
-//! replica waits on the inbox row and then finds the work done, instead of calling WeCom again.
+//! Each event handler follows the consumer contract of `bus::consumer`: its effect is committed
+//! before it returns `Ok`. What makes a duplicate harmless differs by event (see the per-event
+//! modules): the inbox row for suite tickets and cancel_auth, the AuthCode's own row and claim
+//! for exchanges (no transaction is open during a WeCom call there), and for change_auth nothing
+//! at all, because it settles the tenant to WeCom's current state on every delivery.
 
 use std::time::Duration;
 

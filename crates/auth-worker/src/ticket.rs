@@ -1,4 +1,4 @@
-//! `suite_ticket`: the newest ticket per suite, durable and monotonic (ARCHITECTURE §4.3).
+//! `suite_ticket`: the newest ticket per suite, durable and monotonic (docs/architecture.md §4.3).
 //!
 //! WeCom pushes a ticket every 10 minutes and each is valid 30; the suite access token can only
 //! be fetched with a valid one. Replicas take pushes out of order, so "newest" is WeCom's

@@ -1,4 +1,4 @@
-//! The consumer loop every worker runs (ARCHITECTURE §3.3, STYLE habit 8).
+//! The consumer loop every worker runs (docs/architecture.md §3.3, §4.12).
 //!
 //! Why it exists: "process a message exactly once, lose none" is the same problem for every
 //! worker, and getting it right takes more than `basic_consume` + `ack`. This module owns that
