@@ -28,4 +28,3 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     };
     installed.map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))
 }
-
