@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use wecom::api::{Client, ClientConfig};
 
 use crate::config::Config;
-use crate::handler::AuthHandler;
 use crate::health::{self, Probes};
 use crate::metrics::Metrics;
+use crate::state::AuthHandler;
 use crate::sweep::{self, SweepConfig};
 
 /// How long to wait for the database at start.

@@ -30,10 +30,9 @@
 
 use std::time::Duration;
 
-use bus::TenantEvent;
 use bus::consumer::{HandlerError, Message};
 use chrono::Utc;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use store::auth_codes::{
@@ -41,13 +40,15 @@ use store::auth_codes::{
     NewAuthCode,
 };
 use store::tenants::{self, Activation, TenantStatus};
-use store::{CorpId, StoreError, SuiteId, TokenError};
+use store::{CorpId, StoreError, TokenError};
 use uuid::Uuid;
-use wecom::api::{ApiError, AuthInfoResponse, ErrorClass, PermanentCodeV1, PermanentCodeV2};
+use wecom::api::{ApiError, AuthInfoResponse, ErrorClass};
 use wecom::event::{CreateAuth, ResetPermanentCode};
 
-use crate::handler::{AuthHandler, retry_busy, store_error, token_error, v2_unavailable};
+use crate::error::{Doing, WorkerError};
 use crate::notify;
+use crate::state::{AuthHandler, Suite};
+use crate::wecom_calls::{self, ExchangeAnswer};
 
 /// How long a permanent code in hand is retried into the database before giving up (it is the
 /// only copy: patience is cheap, losing it is not).
@@ -60,7 +61,7 @@ pub(crate) async fn create_auth(
     h: &AuthHandler,
     message: &Message,
     event: &CreateAuth,
-) -> Result<(), HandlerError> {
+) -> Result<(), WorkerError> {
     let code = Code {
         kind: AuthCodeKind::CreateAuth,
         value: &event.auth_code,
@@ -76,7 +77,7 @@ pub(crate) async fn reset_permanent_code(
     h: &AuthHandler,
     message: &Message,
     event: &ResetPermanentCode,
-) -> Result<(), HandlerError> {
+) -> Result<(), WorkerError> {
     let code = Code {
         kind: AuthCodeKind::ResetPermanentCode,
         value: &event.auth_code,
@@ -132,32 +133,25 @@ pub(crate) async fn run(
     h: &AuthHandler,
     message: &Message,
     code: &Code<'_>,
-) -> Result<(), HandlerError> {
-    let (suite_id, suite_secret) = h.suite(code.suite_id)?;
+) -> Result<(), WorkerError> {
+    let suite = h.suite(code.suite_id)?;
     let hash = AuthCodeHash::of(code.value);
-    persist_on_arrival(h, message, code, &suite_id).await?;
+    persist_on_arrival(h, message, code, &suite).await?;
+    let ctx = Ctx {
+        h,
+        code,
+        suite: &suite,
+    };
 
     let claim = {
-        let mut conn = h
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| store_error("claiming the AuthCode", e))?;
+        let mut conn = h.connection("claiming the AuthCode").await?;
         auth_codes::claim_auth_code(&mut conn, &h.secrets, &hash, CLAIM_LEASE)
             .await
-            .map_err(|e| store_error("claiming the AuthCode", e))?
+            .doing("claiming the AuthCode")?
     };
     let mut fresh = false;
     match claim {
-        Claim::Ready(claimed) => {
-            let ctx = Ctx {
-                h,
-                code,
-                suite_id: &suite_id,
-                suite_secret: &suite_secret,
-            };
-            fresh = ctx.exchange_claimed(claimed).await?;
-        }
+        Claim::Ready(claimed) => fresh = ctx.exchange_claimed(claimed).await?,
         Claim::Busy { until } => {
             // Usually the claimant is done within a second; if it died, its claim lapses at
             // `until`: come back by then at the latest.
@@ -165,7 +159,8 @@ pub(crate) async fn run(
             return Err(HandlerError::transient(format!(
                 "AuthCode {hash} is claimed by another exchange until {until}"
             ))
-            .retry_before(lapses_in));
+            .retry_before(lapses_in)
+            .into());
         }
         Claim::Expired(record) => {
             report_failure(h, code.kind, &hash, "expired", &expired_reason(&record));
@@ -180,15 +175,10 @@ pub(crate) async fn run(
         Claim::NotFound => {
             return Err(HandlerError::transient(format!(
                 "AuthCode {hash} was recorded but is not found"
-            )));
+            ))
+            .into());
         }
     }
-    let ctx = Ctx {
-        h,
-        code,
-        suite_id: &suite_id,
-        suite_secret: &suite_secret,
-    };
     ctx.complete(message, &hash, fresh).await
 }
 
@@ -197,15 +187,11 @@ async fn persist_on_arrival(
     h: &AuthHandler,
     message: &Message,
     code: &Code<'_>,
-    suite_id: &SuiteId,
-) -> Result<(), HandlerError> {
-    let mut conn = h
-        .pool
-        .acquire()
-        .await
-        .map_err(|e| store_error("recording the AuthCode", e))?;
+    suite: &Suite,
+) -> Result<(), WorkerError> {
+    let mut conn = h.connection("recording the AuthCode").await?;
     let new = NewAuthCode {
-        suite_id,
+        suite_id: &suite.id,
         kind: code.kind,
         code: code.value,
         wecom_time: code.wecom_time,
@@ -213,7 +199,7 @@ async fn persist_on_arrival(
     };
     let (record, created) = auth_codes::record_auth_code(&mut conn, &h.secrets, &new)
         .await
-        .map_err(|e| store_error("recording the AuthCode", e))?;
+        .doing("recording the AuthCode")?;
     if created {
         tracing::info!(
             auth_code = %record.hash,
@@ -229,13 +215,12 @@ async fn persist_on_arrival(
 struct Ctx<'a> {
     h: &'a AuthHandler,
     code: &'a Code<'a>,
-    suite_id: &'a SuiteId,
-    suite_secret: &'a SecretString,
+    suite: &'a Suite,
 }
 
 impl Ctx<'_> {
     /// Steps 3–4 for a claimed code; `true` when this call stored a permanent code.
-    async fn exchange_claimed(&self, claimed: ClaimedAuthCode) -> Result<bool, HandlerError> {
+    async fn exchange_claimed(&self, claimed: ClaimedAuthCode) -> Result<bool, WorkerError> {
         let h = self.h;
         let hash = claimed.hash;
         match self.exchange(&claimed.code).await {
@@ -279,42 +264,17 @@ impl Ctx<'_> {
                     reason = error.reason(),
                     "AuthCode exchange failed transiently; will retry while the code is valid"
                 );
-                Err(within_life(error, claimed.expires_at))
+                Err(within_life(error, claimed.expires_at).into())
             }
         }
     }
 
-    /// The exchange call: v2, or v1 when v2 is unavailable, each retried inline while WeCom is
-    /// busy; with the suite token (refreshed once if WeCom says it is stale).
+    /// The exchange call, and what its outcome means for the code.
     async fn exchange(&self, code: &SecretString) -> Exchange {
-        let client = self.h.client().clone();
-        let answer = self
-            .h
-            .tokens
-            .with_suite_token(self.suite_id, self.suite_secret, |token| {
-                let client = client.clone();
-                let code = code.clone();
-                async move {
-                    let v2 = retry_busy(|| {
-                        client.get_permanent_code_v2(token.expose(), code.expose_secret())
-                    })
-                    .await;
-                    match v2 {
-                        Err(err) if v2_unavailable(&err) => {
-                            tracing::info!(error = %err, "get_permanent_code v2 unavailable; using v1");
-                            retry_busy(|| {
-                                client.get_permanent_code(token.expose(), code.expose_secret())
-                            })
-                            .await
-                            .map(Answer::V1)
-                        }
-                        other => other.map(Answer::V2),
-                    }
-                }
-            })
-            .await;
+        let answer =
+            wecom_calls::exchange_auth_code(self.h, &self.suite.id, &self.suite.secret, code).await;
         match answer {
-            Ok(answer) => match answer.into_exchanged() {
+            Ok(answer) => match into_exchanged(answer) {
                 Ok(exchanged) => Exchange::Done(Box::new(exchanged)),
                 Err(reason) => Exchange::Refused {
                     label: "refused",
@@ -336,7 +296,7 @@ impl Ctx<'_> {
         &self,
         claimed: &ClaimedAuthCode,
         exchanged: &Exchanged,
-    ) -> Result<Stored, HandlerError> {
+    ) -> Result<Stored, WorkerError> {
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(100);
         let mut attempt = 1_u32;
@@ -361,9 +321,10 @@ impl Ctx<'_> {
             "the permanent code was obtained but could not be stored; the AuthCode is used up: \
              reset the secret of this corp's app in the provider console (重新获取secret)"
         );
-        Err(HandlerError::transient(format!(
-            "storing the exchanged permanent code failed: {error}"
-        )))
+        Err(WorkerError::Store {
+            doing: "storing the exchanged permanent code",
+            source: error,
+        })
     }
 
     /// One attempt at step 4: re-take the code's row lock; if this claim's result is already
@@ -408,7 +369,7 @@ impl Ctx<'_> {
         exchanged: &Exchanged,
     ) -> Result<(), StoreError> {
         let activation = Activation {
-            suite_id: self.suite_id,
+            suite_id: &self.suite.id,
             corp_id: &exchanged.corp_id,
             corp_name: exchanged.corp_name.as_deref(),
             agent_id: exchanged.agent_id,
@@ -435,7 +396,7 @@ impl Ctx<'_> {
         tx: &mut Transaction<'static, Postgres>,
         exchanged: &Exchanged,
     ) -> Result<(), StoreError> {
-        let existing = tenants::tenant(tx, self.suite_id, &exchanged.corp_id).await?;
+        let existing = tenants::tenant(tx, &self.suite.id, &exchanged.corp_id).await?;
         match existing.map(|t| t.status) {
             None | Some(TenantStatus::Pending) => self.activate(tx, exchanged).await,
             Some(TenantStatus::Revoked) => {
@@ -449,7 +410,7 @@ impl Ctx<'_> {
                 let transition = tenants::rotate_permanent_code(
                     tx,
                     &self.h.secrets,
-                    self.suite_id,
+                    &self.suite.id,
                     &exchanged.corp_id,
                     &exchanged.permanent_code,
                     self.code.wecom_time,
@@ -472,21 +433,14 @@ impl Ctx<'_> {
         hash: &AuthCodeHash,
         label: &'static str,
         reason: &str,
-    ) -> Result<(), HandlerError> {
-        let mut conn = self
-            .h
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| store_error("marking the AuthCode failed", e))?;
+    ) -> Result<(), WorkerError> {
+        let mut conn = self.h.connection("marking the AuthCode failed").await?;
         match auth_codes::mark_auth_code_failed(&mut conn, hash, reason).await {
             Ok(_) => {
                 report_failure(self.h, self.code.kind, hash, label, reason);
                 Ok(())
             }
-            Err(error) if error.is_transient() => {
-                Err(store_error("marking the AuthCode failed", error))
-            }
+            Err(error) if error.is_transient() => Err(error).doing("marking the AuthCode failed"),
             Err(error) => {
                 tracing::info!(auth_code = %hash, %error, %reason,
                     "WeCom refused the AuthCode, which is settled already");
@@ -514,44 +468,36 @@ impl Ctx<'_> {
         message: &Message,
         hash: &AuthCodeHash,
         fresh: bool,
-    ) -> Result<(), HandlerError> {
+    ) -> Result<(), WorkerError> {
         let h = self.h;
-        let mut conn = h
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| store_error("reading the AuthCode", e))?;
+        let mut conn = h.connection("reading the AuthCode").await?;
         let record = auth_codes::auth_code(&mut conn, hash)
             .await
-            .map_err(|e| store_error("reading the AuthCode", e))?;
+            .doing("reading the AuthCode")?;
         let Some(corp_id) = record
             .filter(|r| r.state == AuthCodeState::Exchanged)
             .and_then(|r| r.corp_id)
         else {
             return Ok(());
         };
-        let tenant = tenants::tenant(&mut conn, self.suite_id, &corp_id)
+        let tenant = tenants::tenant(&mut conn, &self.suite.id, &corp_id)
             .await
-            .map_err(|e| store_error("reading the tenant", e))?;
-        let Some(mut tenant) = tenant.filter(|t| t.status == TenantStatus::Active) else {
+            .doing("reading the tenant")?;
+        let Some(tenant) = tenant.filter(|t| t.status == TenantStatus::Active) else {
             return Ok(());
         };
         if fresh || tenant.auth_info.is_none() {
-            let code = tenants::permanent_code(&mut conn, &h.secrets, self.suite_id, &corp_id)
+            let code = tenants::permanent_code(&mut conn, &h.secrets, &self.suite.id, &corp_id)
                 .await
-                .map_err(|e| store_error("reading the permanent code", e))?;
+                .doing("reading the permanent code")?;
             drop(conn);
-            if let Some(updated) = self.refresh_auth_info(&corp_id, &code).await? {
-                tenant = updated;
-            }
-        } else {
-            drop(conn);
+            self.refresh_auth_info(&corp_id, &code).await?;
         }
-        let event = match self.code.kind {
-            AuthCodeKind::CreateAuth => TenantEvent::Activated(notify::tenant(&tenant)),
-            AuthCodeKind::ResetPermanentCode => TenantEvent::Changed(notify::tenant(&tenant)),
+        let event_for = match self.code.kind {
+            AuthCodeKind::CreateAuth => notify::activated,
+            AuthCodeKind::ResetPermanentCode => notify::changed_if_active,
         };
-        notify::publish(h, message, event).await
+        notify::publish_committed(h, message, &self.suite.id, &corp_id, event_for).await
     }
 
     /// `get_auth_info` and store it. A transient failure retries the message (the redelivery
@@ -561,42 +507,43 @@ impl Ctx<'_> {
         &self,
         corp_id: &CorpId,
         code: &SecretString,
-    ) -> Result<Option<tenants::Tenant>, HandlerError> {
-        let info = match auth_info(self.h, self.suite_id, self.suite_secret, corp_id, code).await {
+    ) -> Result<(), WorkerError> {
+        let suite = self.suite;
+        let answer = wecom_calls::auth_info(self.h, &suite.id, &suite.secret, corp_id, code).await;
+        let info = match answer {
             Ok(info) => info,
-            Err(err) => {
-                let error = token_error("get_auth_info after the exchange", &err);
-                if matches!(error, HandlerError::Permanent { .. }) {
-                    tracing::warn!(%corp_id, error = %err,
+            Err(source) => {
+                let error = WorkerError::Token {
+                    doing: "get_auth_info after the exchange",
+                    source,
+                };
+                let decided = HandlerError::from(error);
+                if matches!(decided, HandlerError::Permanent { .. }) {
+                    tracing::warn!(%corp_id, reason = decided.reason(),
                         "get_auth_info refused after the exchange; the tenant keeps no auth info");
-                    return Ok(None);
+                    return Ok(());
                 }
-                return Err(error);
+                return Err(decided.into());
             }
         };
         let value = serde_json::to_value(&info)
             .map_err(|e| HandlerError::permanent(format!("encoding auth info: {e}")))?;
         let update = tenants::AuthInfoUpdate {
-            suite_id: self.suite_id,
+            suite_id: &suite.id,
             corp_id,
             corp_name: info.auth_corp_info.corp_name.as_deref(),
             agent_id: info.auth_info.agent.first().map(|a| a.agentid),
             auth_info: &value,
         };
-        let mut conn = self
-            .h
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| store_error("storing auth info", e))?;
+        let mut conn = self.h.connection("storing auth info").await?;
         match tenants::update_auth_info(&mut conn, &update).await {
-            Ok(tenant) => Ok(Some(tenant)),
+            Ok(_) => Ok(()),
             // Revoked meanwhile: nothing to keep.
             Err(error) if !error.is_transient() => {
                 tracing::info!(%corp_id, %error, "auth info not stored");
-                Ok(None)
+                Ok(())
             }
-            Err(error) => Err(store_error("storing auth info", error)),
+            Err(error) => Err(error).doing("storing auth info"),
         }
     }
 }
@@ -608,57 +555,51 @@ fn within_life(error: HandlerError, expires_at: chrono::DateTime<Utc>) -> Handle
     error.retry_before(remaining / 2)
 }
 
-/// Either answer of the exchange.
-enum Answer {
-    V1(PermanentCodeV1),
-    V2(PermanentCodeV2),
-}
-
-impl Answer {
-    fn into_exchanged(self) -> Result<Exchanged, String> {
-        let (permanent_code, corp, state, agent_id, auth_info, api) = match self {
-            Self::V2(a) => (
+/// What must be kept of either answer of the exchange; an unusable corp id or an empty
+/// permanent code refuses it.
+fn into_exchanged(answer: ExchangeAnswer) -> Result<Exchanged, String> {
+    let (permanent_code, corp, state, agent_id, auth_info, api) = match answer {
+        ExchangeAnswer::V2(a) => (
+            a.permanent_code,
+            a.auth_corp_info,
+            a.state,
+            None,
+            None,
+            "v2",
+        ),
+        ExchangeAnswer::V1(a) => {
+            let agent_id = a.auth_info.agent.first().map(|agent| agent.agentid);
+            // The auth info part of the v1 answer, without the secret fields.
+            let info = AuthInfoResponse {
+                dealer_corp_info: a.dealer_corp_info,
+                auth_corp_info: a.auth_corp_info.clone(),
+                auth_info: a.auth_info,
+            };
+            let info = serde_json::to_value(&info).ok();
+            (
                 a.permanent_code,
                 a.auth_corp_info,
                 a.state,
-                None,
-                None,
-                "v2",
-            ),
-            Self::V1(a) => {
-                let agent_id = a.auth_info.agent.first().map(|agent| agent.agentid);
-                // The auth info part of the v1 answer, without the secret fields.
-                let info = AuthInfoResponse {
-                    dealer_corp_info: a.dealer_corp_info,
-                    auth_corp_info: a.auth_corp_info.clone(),
-                    auth_info: a.auth_info,
-                };
-                let info = serde_json::to_value(&info).ok();
-                (
-                    a.permanent_code,
-                    a.auth_corp_info,
-                    a.state,
-                    agent_id,
-                    info,
-                    "v1",
-                )
-            }
-        };
-        let corp_id = CorpId::parse(corp.corpid)
-            .map_err(|e| format!("the exchange answered an unusable corp id: {e}"))?;
-        if permanent_code.is_empty() {
-            return Err("the exchange answered an empty permanent code".to_owned());
+                agent_id,
+                info,
+                "v1",
+            )
         }
-        Ok(Exchanged {
-            corp_id,
-            corp_name: corp.corp_name,
-            agent_id,
-            permanent_code: SecretString::from(permanent_code),
-            state,
-            auth_info,
-            api,
-        })
+    };
+    let corp_id = CorpId::parse(corp.corpid)
+        .map_err(|e| format!("the exchange answered an unusable corp id: {e}"))?;
+    if permanent_code.is_empty() {
+        return Err("the exchange answered an empty permanent code".to_owned());
     }
+    Ok(Exchanged {
+        corp_id,
+        corp_name: corp.corp_name,
+        agent_id,
+        permanent_code: SecretString::from(permanent_code),
+        state,
+        auth_info,
+        api,
+    })
 }
 
 /// What a failed exchange call means for the code.
@@ -686,39 +627,6 @@ fn classify_call(err: &ApiError) -> Exchange {
             reason: format!("get_permanent_code refused: {err}"),
         },
     }
-}
-
-/// `get_auth_info` v2, or v1 when v2 is unavailable, with the suite token.
-pub(crate) async fn auth_info(
-    h: &AuthHandler,
-    suite_id: &SuiteId,
-    suite_secret: &SecretString,
-    corp_id: &CorpId,
-    permanent_code: &SecretString,
-) -> Result<AuthInfoResponse, TokenError> {
-    let client = h.client().clone();
-    h.tokens
-        .with_suite_token(suite_id, suite_secret, |token| {
-            let client = client.clone();
-            let code = permanent_code.clone();
-            async move {
-                let corp = corp_id.as_str();
-                let v2 = retry_busy(|| {
-                    client.get_auth_info_v2(token.expose(), corp, code.expose_secret())
-                })
-                .await;
-                match v2 {
-                    Err(err) if v2_unavailable(&err) => {
-                        retry_busy(|| {
-                            client.get_auth_info(token.expose(), corp, code.expose_secret())
-                        })
-                        .await
-                    }
-                    other => other,
-                }
-            }
-        })
-        .await
 }
 
 /// One error line and one metric per failed code.
@@ -753,6 +661,8 @@ fn expired_reason(record: &auth_codes::AuthCodeRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
+    use wecom::api::{PermanentCodeV1, PermanentCodeV2};
 
     #[test]
     fn a_burnt_code_is_refused_not_retried() {
@@ -790,7 +700,7 @@ mod tests {
             "state": "s1"
         }))
         .unwrap();
-        let exchanged = Answer::V1(v1).into_exchanged().unwrap();
+        let exchanged = into_exchanged(ExchangeAnswer::V1(v1)).unwrap();
         assert_eq!(exchanged.corp_id.as_str(), "wwcorp");
         assert_eq!(exchanged.agent_id, Some(1_000_002));
         assert_eq!(exchanged.api, "v1");
@@ -809,6 +719,6 @@ mod tests {
             "auth_corp_info": {"corpid": ""}
         }))
         .unwrap();
-        assert!(Answer::V2(v2).into_exchanged().is_err());
+        assert!(into_exchanged(ExchangeAnswer::V2(v2)).is_err());
     }
 }

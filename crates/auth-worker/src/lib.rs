@@ -18,18 +18,21 @@
 
 mod app;
 pub mod config;
+mod error;
 mod exchange;
 mod handler;
 mod health;
 mod lifecycle;
 pub mod metrics;
 mod notify;
+mod state;
 mod sweep;
 mod ticket;
 mod unparsed;
+mod wecom_calls;
 
 pub use app::Application;
 pub use config::{Config, ConfigError, LogFormat};
-pub use handler::{AuthHandler, CONSUMER};
 pub use metrics::Metrics;
+pub use state::{AuthHandler, CONSUMER};
 pub use sweep::STALE_TICKET;

@@ -18,86 +18,66 @@
 //! every delivery, duplicates included: its effect settles to WeCom's current state, and two
 //! distinct pushes can carry identical text (so identical dedupe keys).
 
-use bus::TenantEvent;
 use bus::consumer::{HandlerError, Message};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
+use sqlx::{Postgres, Transaction};
 use store::tenants::{self, AuthInfoUpdate, TenantStatus};
-use store::{CorpId, SuiteId, TokenError};
+use store::{CorpId, TokenError};
 use wecom::api::ErrorClass;
 use wecom::event::{CancelAuth, ChangeAuth};
 
-use crate::exchange::auth_info;
-use crate::handler::{AuthHandler, commit, corp_id, retry_busy, store_error, token_error};
+use crate::error::{Doing, WorkerError};
 use crate::notify;
+use crate::state::{AuthHandler, Suite, first_delivery};
+use crate::wecom_calls;
 
 /// change_auth: re-read auth info, follow the app's enablement, publish `tenant.changed`.
 pub(crate) async fn change_auth(
     h: &AuthHandler,
     message: &Message,
     event: &ChangeAuth,
-) -> Result<(), HandlerError> {
-    let (suite_id, suite_secret) = h.suite(&event.suite_id)?;
+) -> Result<(), WorkerError> {
+    let suite = h.suite(&event.suite_id)?;
     let corp_id = corp_id(&event.auth_corp_id)?;
     let mut tx = h.begin().await?;
     // Not guarded by the inbox: change_auth settles the tenant to what WeCom says *now*, so a
     // duplicate runs again — and so does a distinct push with the same text (the app disabled
     // and enabled within one second sends two identical change_auth pushes).
-    h.first_delivery(&mut tx, message).await?;
-    {
-        let tenant = tenants::tenant(&mut tx, &suite_id, &corp_id)
-            .await
-            .map_err(|e| store_error("reading the tenant", e))?;
-        let Some(tenant) = tenant else {
-            // Its create_auth may still be exchanging on another replica: try again later
-            // (after the last attempt the message is dead-lettered, visibly).
+    first_delivery(&mut tx, message).await?;
+    let tenant = tenants::tenant(&mut tx, &suite.id, &corp_id)
+        .await
+        .doing("reading the tenant")?;
+    let Some(tenant) = tenant else {
+        // Its create_auth may still be exchanging on another replica: try again later (after
+        // the last attempt the message is dead-lettered, visibly).
+        return Err(HandlerError::transient(format!(
+            "change_auth for unknown tenant {}/{corp_id}",
+            suite.id
+        ))
+        .into());
+    };
+    match tenant.status {
+        TenantStatus::Revoked => {
+            tracing::info!(%corp_id, "change_auth for a revoked tenant: ignored");
+        }
+        TenantStatus::Pending => {
             return Err(HandlerError::transient(format!(
-                "change_auth for unknown tenant {suite_id}/{corp_id}"
-            )));
-        };
-        match tenant.status {
-            TenantStatus::Revoked => {
-                tracing::info!(%corp_id, "change_auth for a revoked tenant: ignored");
-            }
-            TenantStatus::Pending => {
-                return Err(HandlerError::transient(format!(
-                    "change_auth for tenant {suite_id}/{corp_id} that has no secret yet"
-                )));
-            }
-            TenantStatus::Active | TenantStatus::Suspended => {
-                let code = tenants::permanent_code(&mut tx, &h.secrets, &suite_id, &corp_id)
-                    .await
-                    .map_err(|e| store_error("reading the permanent code", e))?;
-                let ids = Ids {
-                    suite_id: &suite_id,
-                    suite_secret: &suite_secret,
-                    corp_id: &corp_id,
-                };
-                let target = reread(h, &mut tx, &ids, &code, tenant.status).await?;
-                if let Some(status) = target {
-                    let transition = tenants::set_tenant_status(
-                        &mut tx,
-                        &suite_id,
-                        &corp_id,
-                        status,
-                        event.timestamp,
-                    )
-                    .await
-                    .map_err(|e| store_error("changing the tenant status", e))?;
-                    tracing::info!(
-                        %corp_id,
-                        status = status.as_str(),
-                        outcome = ?transition.outcome,
-                        "change_auth applied"
-                    );
-                }
-            }
+                "change_auth for tenant {}/{corp_id} that has no secret yet",
+                suite.id
+            ))
+            .into());
+        }
+        TenantStatus::Active | TenantStatus::Suspended => {
+            let tenant = Tenant {
+                suite: &suite,
+                corp_id: &corp_id,
+                current: tenant.status,
+            };
+            tenant.settle(h, &mut tx, event.timestamp).await?;
         }
     }
-    commit(tx).await?;
-    notify_current(h, message, &suite_id, &corp_id, |status| {
-        matches!(status, TenantStatus::Active | TenantStatus::Suspended)
-    })
-    .await
+    tx.commit().await.doing("committing the change_auth")?;
+    notify::publish_committed(h, message, &suite.id, &corp_id, notify::changed).await
 }
 
 /// cancel_auth: revoke, delete the secret and tokens, publish `tenant.revoked`.
@@ -105,121 +85,146 @@ pub(crate) async fn cancel_auth(
     h: &AuthHandler,
     message: &Message,
     event: &CancelAuth,
-) -> Result<(), HandlerError> {
-    let (suite_id, _) = h.suite(&event.suite_id)?;
+) -> Result<(), WorkerError> {
+    let suite = h.suite(&event.suite_id)?;
     let corp_id = corp_id(&event.auth_corp_id)?;
     let mut tx = h.begin().await?;
-    if h.first_delivery(&mut tx, message).await? {
-        let transition = tenants::revoke_tenant(&mut tx, &suite_id, &corp_id, event.timestamp)
+    if first_delivery(&mut tx, message).await? {
+        let transition = tenants::revoke_tenant(&mut tx, &suite.id, &corp_id, event.timestamp)
             .await
-            .map_err(|e| store_error("revoking the tenant", e))?;
+            .doing("revoking the tenant")?;
         tracing::info!(
             %corp_id,
             outcome = ?transition.outcome,
             "cancel_auth applied: tenant revoked, permanent code and corp token deleted"
         );
     }
-    commit(tx).await?;
-    notify_current(h, message, &suite_id, &corp_id, |status| {
-        status == TenantStatus::Revoked
-    })
-    .await
+    tx.commit().await.doing("committing the cancel_auth")?;
+    notify::publish_committed(h, message, &suite.id, &corp_id, notify::revoked).await
 }
 
-struct Ids<'a> {
-    suite_id: &'a SuiteId,
-    suite_secret: &'a SecretString,
+/// Parses the corp id of an event; a malformed one can never succeed.
+fn corp_id(value: &str) -> Result<CorpId, WorkerError> {
+    CorpId::parse(value).map_err(|e| HandlerError::permanent(format!("AuthCorpId: {e}")).into())
+}
+
+/// An active or suspended tenant whose change_auth is being applied.
+struct Tenant<'a> {
+    suite: &'a Suite,
     corp_id: &'a CorpId,
+    current: TenantStatus,
 }
 
-/// Re-reads and stores the auth info, then decides the status the app's enablement implies
-/// (`None`: cannot tell, keep the current one).
-async fn reread(
-    h: &AuthHandler,
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    ids: &Ids<'_>,
-    code: &SecretString,
-    current: TenantStatus,
-) -> Result<Option<TenantStatus>, HandlerError> {
-    let info = match auth_info(h, ids.suite_id, ids.suite_secret, ids.corp_id, code).await {
-        Ok(info) => info,
-        Err(err) if refuses_tenant(&err) => {
-            tracing::warn!(corp_id = %ids.corp_id, error = %err, "WeCom refuses the tenant's secret");
-            return Ok(Some(TenantStatus::Suspended));
-        }
-        Err(err) => return Err(token_error("get_auth_info", &err)),
-    };
-    let agent_id = info.auth_info.agent.first().map(|a| a.agentid);
-    // Every WeCom call before the first write to the tenant row: the token service locks that
-    // row in its own transaction to refresh the corp token, and would wait for ours.
-    let enabled = match agent_id {
-        Some(agent_id) => app_enabled(h, ids, code, agent_id, current).await?,
-        None => None,
-    };
-    let value = serde_json::to_value(&info)
-        .map_err(|e| HandlerError::permanent(format!("encoding auth info: {e}")))?;
-    let update = AuthInfoUpdate {
-        suite_id: ids.suite_id,
-        corp_id: ids.corp_id,
-        corp_name: info.auth_corp_info.corp_name.as_deref(),
-        agent_id,
-        auth_info: &value,
-    };
-    tenants::update_auth_info(tx, &update)
-        .await
-        .map_err(|e| store_error("storing auth info", e))?;
-    Ok(enabled.map(|on| {
-        if on {
-            TenantStatus::Active
-        } else {
-            TenantStatus::Suspended
-        }
-    }))
-}
-
-/// Asks WeCom whether the app works: `agent/get` with the app's token. An active tenant goes
-/// through the token service (cached token, one refresh across replicas); a suspended one gets
-/// no token from it, so its secret is tried directly with `gettoken`.
-async fn app_enabled(
-    h: &AuthHandler,
-    ids: &Ids<'_>,
-    code: &SecretString,
-    agent_id: i64,
-    current: TenantStatus,
-) -> Result<Option<bool>, HandlerError> {
-    let client = h.client().clone();
-    let agent = if current == TenantStatus::Active {
-        h.tokens
-            .with_corp_token(ids.suite_id, ids.corp_id, |token| {
-                let client = client.clone();
-                async move { retry_busy(|| client.agent_get(token.expose(), agent_id)).await }
-            })
+impl Tenant<'_> {
+    /// Re-reads and stores the auth info, then moves the tenant to the status the app's
+    /// enablement implies (unchanged when that cannot be told).
+    async fn settle(
+        &self,
+        h: &AuthHandler,
+        tx: &mut Transaction<'static, Postgres>,
+        event_time: i64,
+    ) -> Result<(), WorkerError> {
+        let code = tenants::permanent_code(tx, &h.secrets, &self.suite.id, self.corp_id)
             .await
-    } else {
-        let token = retry_busy(|| client.get_token(ids.corp_id.as_str(), code.expose_secret()))
-            .await
-            .map_err(|source| TokenError::Fetch {
-                kind: "corp",
-                source,
-            });
-        match token {
-            Ok(token) => retry_busy(|| client.agent_get(&token.access_token, agent_id))
+            .doing("reading the permanent code")?;
+        let Some(status) = self.reread(h, tx, &code).await? else {
+            return Ok(());
+        };
+        let transition =
+            tenants::set_tenant_status(tx, &self.suite.id, self.corp_id, status, event_time)
                 .await
-                .map_err(TokenError::Call),
-            Err(err) => Err(err),
+                .doing("changing the tenant status")?;
+        tracing::info!(
+            corp_id = %self.corp_id,
+            status = status.as_str(),
+            outcome = ?transition.outcome,
+            "change_auth applied"
+        );
+        Ok(())
+    }
+
+    /// Re-reads and stores the auth info, then decides the status the app's enablement
+    /// implies (`None`: cannot tell, keep the current one).
+    async fn reread(
+        &self,
+        h: &AuthHandler,
+        tx: &mut Transaction<'static, Postgres>,
+        code: &SecretString,
+    ) -> Result<Option<TenantStatus>, WorkerError> {
+        let suite = self.suite;
+        let info =
+            match wecom_calls::auth_info(h, &suite.id, &suite.secret, self.corp_id, code).await {
+                Ok(info) => info,
+                Err(err) if refuses_tenant(&err) => {
+                    tracing::warn!(corp_id = %self.corp_id, error = %err,
+                        "WeCom refuses the tenant's secret");
+                    return Ok(Some(TenantStatus::Suspended));
+                }
+                Err(source) => {
+                    return Err(WorkerError::Token {
+                        doing: "get_auth_info",
+                        source,
+                    });
+                }
+            };
+        let agent_id = info.auth_info.agent.first().map(|a| a.agentid);
+        // Every WeCom call before the first write to the tenant row: the token service locks
+        // that row in its own transaction to refresh the corp token, and would wait for ours.
+        let enabled = match agent_id {
+            Some(agent_id) => self.app_enabled(h, code, agent_id).await?,
+            None => None,
+        };
+        let value = serde_json::to_value(&info)
+            .map_err(|e| HandlerError::permanent(format!("encoding auth info: {e}")))?;
+        let update = AuthInfoUpdate {
+            suite_id: &suite.id,
+            corp_id: self.corp_id,
+            corp_name: info.auth_corp_info.corp_name.as_deref(),
+            agent_id,
+            auth_info: &value,
+        };
+        tenants::update_auth_info(tx, &update)
+            .await
+            .doing("storing auth info")?;
+        Ok(enabled.map(|on| {
+            if on {
+                TenantStatus::Active
+            } else {
+                TenantStatus::Suspended
+            }
+        }))
+    }
+
+    /// Asks WeCom whether the app works: `agent/get` with the app's token. An active tenant
+    /// goes through the token service (cached token, one refresh across replicas); a suspended
+    /// one gets no token from it, so its secret is tried directly with `gettoken`.
+    async fn app_enabled(
+        &self,
+        h: &AuthHandler,
+        code: &SecretString,
+        agent_id: i64,
+    ) -> Result<Option<bool>, WorkerError> {
+        let agent = if self.current == TenantStatus::Active {
+            wecom_calls::agent_with_cached_token(h, &self.suite.id, self.corp_id, agent_id).await
+        } else {
+            wecom_calls::agent_with_fresh_token(h, self.corp_id, code, agent_id).await
+        };
+        match agent {
+            Ok(agent) => Ok(Some(agent.close != Some(1))),
+            Err(err) if refuses_tenant(&err) => {
+                tracing::info!(corp_id = %self.corp_id, error = %err, "the app is not usable");
+                Ok(Some(false))
+            }
+            Err(err) if err.class() == ErrorClass::Permanent => {
+                tracing::warn!(corp_id = %self.corp_id, error = %err,
+                    "cannot tell whether the app is enabled");
+                Ok(None)
+            }
+            Err(source) => Err(WorkerError::Token {
+                doing: "checking the app",
+                source,
+            }),
         }
-    };
-    match agent {
-        Ok(agent) => Ok(Some(agent.close != Some(1))),
-        Err(err) if refuses_tenant(&err) => {
-            tracing::info!(corp_id = %ids.corp_id, error = %err, "the app is not usable");
-            Ok(Some(false))
-        }
-        Err(err) if err.class() == ErrorClass::Permanent => {
-            tracing::warn!(corp_id = %ids.corp_id, error = %err, "cannot tell whether the app is enabled");
-            Ok(None)
-        }
-        Err(err) => Err(token_error("checking the app", &err)),
     }
 }
 
@@ -227,33 +232,4 @@ async fn app_enabled(
 fn refuses_tenant(err: &TokenError) -> bool {
     err.api_error()
         .is_some_and(|api| api.class() == ErrorClass::TenantBroken)
-}
-
-/// Publishes `tenant.changed` / `tenant.revoked` when the committed tenant is in a status
-/// `wanted` accepts (see `notify` for why this runs on duplicates too).
-async fn notify_current(
-    h: &AuthHandler,
-    message: &Message,
-    suite_id: &SuiteId,
-    corp_id: &CorpId,
-    wanted: impl Fn(TenantStatus) -> bool,
-) -> Result<(), HandlerError> {
-    let mut conn = h
-        .pool
-        .acquire()
-        .await
-        .map_err(|e| store_error("reading the tenant", e))?;
-    let tenant = tenants::tenant(&mut conn, suite_id, corp_id)
-        .await
-        .map_err(|e| store_error("reading the tenant", e))?;
-    drop(conn);
-    let Some(tenant) = tenant.filter(|t| wanted(t.status)) else {
-        return Ok(());
-    };
-    let event = if tenant.status == TenantStatus::Revoked {
-        TenantEvent::Revoked(notify::tenant(&tenant))
-    } else {
-        TenantEvent::Changed(notify::tenant(&tenant))
-    };
-    notify::publish(h, message, event).await
 }

@@ -25,11 +25,64 @@
 use bus::consumer::{HandlerError, Message};
 use bus::{Envelope, Tenant, TenantEvent, TenantStatus};
 use store::tenants;
+use store::{CorpId, SuiteId};
 
-use crate::handler::AuthHandler;
+use crate::error::{Doing, WorkerError};
+use crate::state::AuthHandler;
+
+/// Which `tenant.*` event a committed tenant implies, if any.
+pub(crate) type EventFor = fn(&tenants::Tenant) -> Option<TenantEvent>;
+
+/// Reads the committed tenant and publishes the event `event_for` derives from it (nothing
+/// when it derives none: e.g. a create_auth replayed after a revocation).
+pub(crate) async fn publish_committed(
+    h: &AuthHandler,
+    message: &Message,
+    suite_id: &SuiteId,
+    corp_id: &CorpId,
+    event_for: EventFor,
+) -> Result<(), WorkerError> {
+    let tenant = {
+        let mut conn = h.connection("reading the tenant").await?;
+        tenants::tenant(&mut conn, suite_id, corp_id)
+            .await
+            .doing("reading the tenant")?
+    };
+    match tenant.as_ref().and_then(event_for) {
+        Some(event) => publish(h, message, event).await,
+        None => Ok(()),
+    }
+}
+
+/// `tenant.activated` for an active tenant (after create_auth).
+pub(crate) fn activated(tenant: &tenants::Tenant) -> Option<TenantEvent> {
+    (tenant.status == tenants::TenantStatus::Active)
+        .then(|| TenantEvent::Activated(bus_tenant(tenant)))
+}
+
+/// `tenant.changed` for an active tenant (after reset_permanent_code).
+pub(crate) fn changed_if_active(tenant: &tenants::Tenant) -> Option<TenantEvent> {
+    (tenant.status == tenants::TenantStatus::Active)
+        .then(|| TenantEvent::Changed(bus_tenant(tenant)))
+}
+
+/// `tenant.changed` for an active or suspended tenant (after change_auth).
+pub(crate) fn changed(tenant: &tenants::Tenant) -> Option<TenantEvent> {
+    matches!(
+        tenant.status,
+        tenants::TenantStatus::Active | tenants::TenantStatus::Suspended
+    )
+    .then(|| TenantEvent::Changed(bus_tenant(tenant)))
+}
+
+/// `tenant.revoked` for a revoked tenant (after cancel_auth).
+pub(crate) fn revoked(tenant: &tenants::Tenant) -> Option<TenantEvent> {
+    (tenant.status == tenants::TenantStatus::Revoked)
+        .then(|| TenantEvent::Revoked(bus_tenant(tenant)))
+}
 
 /// The bus view of a stored tenant.
-pub(crate) fn tenant(row: &tenants::Tenant) -> Tenant {
+fn bus_tenant(row: &tenants::Tenant) -> Tenant {
     Tenant {
         suite_id: row.suite_id.as_str().to_owned(),
         corp_id: row.corp_id.as_str().to_owned(),
@@ -44,12 +97,13 @@ pub(crate) fn tenant(row: &tenants::Tenant) -> Tenant {
     }
 }
 
-/// Publishes `event` (confirmed), deduplicated on the incoming message's `dedupe_key`.
-pub(crate) async fn publish(
+/// Publishes `event` (confirmed), deduplicated on the incoming message's `dedupe_key` and the
+/// tenant's status.
+async fn publish(
     h: &AuthHandler,
     message: &Message,
     event: TenantEvent,
-) -> Result<(), HandlerError> {
+) -> Result<(), WorkerError> {
     let kind = event.kind();
     let corp_id = event.tenant().corp_id.clone();
     // The status is part of the basis: two pushes with identical text (one dedupe key) can
@@ -76,9 +130,10 @@ pub(crate) async fn publish(
                 .tenant_event_failures
                 .with_label_values(&[kind])
                 .inc();
-            Err(HandlerError::transient(format!(
-                "publishing {kind} for {corp_id} failed: {error}"
-            )))
+            Err(
+                HandlerError::transient(format!("publishing {kind} for {corp_id} failed: {error}"))
+                    .into(),
+            )
         }
     }
 }

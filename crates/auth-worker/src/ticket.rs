@@ -7,43 +7,44 @@
 //! (a clock that ran ahead) does not count, so it cannot block real pushes for hours. The
 //! ticket-age gauge is refreshed by the sweeper (see `app`).
 
-use bus::consumer::{HandlerError, Message};
+use bus::consumer::Message;
 use store::suites::{NewTicket, store_ticket};
 use wecom::event::SuiteTicket;
 
-use crate::handler::{AuthHandler, commit, store_error};
+use crate::error::{Doing, WorkerError};
+use crate::state::{AuthHandler, first_delivery};
 
 /// Stores the ticket unless a newer one is stored already.
 pub(crate) async fn suite_ticket(
     h: &AuthHandler,
     message: &Message,
     event: &SuiteTicket,
-) -> Result<(), HandlerError> {
-    let (suite_id, _) = h.suite(&event.suite_id)?;
+) -> Result<(), WorkerError> {
+    let suite = h.suite(&event.suite_id)?;
     let mut tx = h.begin().await?;
-    if !h.first_delivery(&mut tx, message).await? {
-        return commit(tx).await;
+    if !first_delivery(&mut tx, message).await? {
+        return tx.commit().await.doing("committing");
     }
     let ticket = NewTicket {
-        suite_id: &suite_id,
+        suite_id: &suite.id,
         ticket: &event.suite_ticket,
         wecom_time: event.timestamp,
         received_at: message.envelope.received_at,
     };
     let stored = store_ticket(&mut tx, &h.secrets, &ticket)
         .await
-        .map_err(|e| store_error("storing the suite ticket", e))?;
-    commit(tx).await?;
+        .doing("storing the suite ticket")?;
+    tx.commit().await.doing("committing the suite ticket")?;
     let result = if stored { "stored" } else { "ignored_older" };
     h.metrics
         .tickets
-        .with_label_values(&[suite_id.as_str(), result])
+        .with_label_values(&[suite.id.as_str(), result])
         .inc();
     if stored {
-        tracing::info!(%suite_id, wecom_time = event.timestamp, "suite ticket stored");
+        tracing::info!(suite_id = %suite.id, wecom_time = event.timestamp, "suite ticket stored");
     } else {
         tracing::info!(
-            %suite_id,
+            suite_id = %suite.id,
             wecom_time = event.timestamp,
             "suite ticket ignored: a newer one is already stored"
         );

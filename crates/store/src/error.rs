@@ -62,7 +62,7 @@ impl StoreError {
 
     /// True when retrying the same operation later may succeed: connection trouble, pool
     /// exhaustion, serialization failures, deadlocks, timeouts, a server shutting down or
-    /// restarting, a read-only primary after a failover (see [`is_transient_sqlstate`]); and a
+    /// restarting, a read-only primary after a failover (see `is_transient_sqlstate`); and a
     /// secret this process cannot open ([`StoreError::is_key_mismatch`]), because a replica
     /// configured with the right key (or this one, redeployed) can. False for bad input,
     /// missing rows, invalid transitions and corrupt rows.
