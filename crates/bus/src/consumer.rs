@@ -60,7 +60,7 @@ use lapin::options::{
     BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::publisher_confirm::Confirmation;
-use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -72,7 +72,7 @@ use crate::connection::{
     is_access_refused,
 };
 use crate::envelope::Envelope;
-use crate::topology::{QueueNames, Topology, TopologyError, WorkQueue};
+use crate::topology::{QueueNames, Topology, TopologyError, WorkQueue, long_string};
 
 /// Header holding the 1-based number of the delivery attempt (absent on the first).
 pub const ATTEMPT_HEADER: &str = "x-daikai-attempt";
@@ -938,10 +938,6 @@ fn copy_headers(delivery: &Delivery, names: &QueueNames, attempt: u32, reason: &
         );
     }
     FieldTable::from(headers)
-}
-
-fn long_string(value: &str) -> AMQPValue {
-    AMQPValue::LongString(LongString::from(value))
 }
 
 fn truncate(reason: &str) -> String {

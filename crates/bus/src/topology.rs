@@ -327,7 +327,8 @@ impl Topology {
     }
 }
 
-fn long_string(value: &str) -> AMQPValue {
+/// An AMQP long-string value (queue arguments, headers).
+pub(crate) fn long_string(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }
 
