@@ -26,9 +26,9 @@
 //!
 //! Retries and dead letters are republished on a confirm-mode channel of the consumer's own
 //! connection, and the original is acked only after the broker confirmed the copy: a crash in
-//! between can duplicate a message (the inbox absorbs that), never lose it. Copies are published
-//! `mandatory`, so a copy to a queue that does not exist comes back (basic.return) and counts as
-//! not published rather than confirmed into nowhere. If the copy cannot be published (returned,
+//! between can duplicate a message (the inbox absorbs that), never lose it. Copies go through the
+//! publisher's confirmed publish: `mandatory`, so a copy to a queue that does not exist comes back
+//! (basic.return) and counts as not published rather than confirmed into nowhere. If the copy cannot be published (returned,
 //! nacked during a memory alarm, not confirmed in time), the original goes back onto the work
 //! queue after a pause that grows with each failure (500 ms doubling to 30 s), and the failure
 //! counts as an attempt: the consumer remembers, per message id, how many copies failed and adds
@@ -56,10 +56,9 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    ConfirmSelectOptions,
 };
-use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::task::JoinSet;
@@ -67,11 +66,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::confirm::publish_confirmed;
 use crate::connection::{
     Backoff, BrokerUrl, ConnectionLost, Failures, HEALTHY_AFTER, REFUSED_MIN_DELAY, connect_until,
     is_access_refused,
 };
 use crate::envelope::Envelope;
+use crate::publisher::PublishError;
 use crate::topology::{QueueNames, Topology, TopologyError, WorkQueue, long_string};
 
 /// Header holding the 1-based number of the delivery attempt (absent on the first).
@@ -783,7 +784,7 @@ async fn requeue_later<H>(
     copy: Settling<'_>,
     delivery: &Delivery,
     queue: &str,
-    error: &RepublishError,
+    error: &PublishError,
 ) -> Outcome {
     let failures = shared.unsettled.failed(copy.key);
     let delay = requeue_delay(failures);
@@ -951,22 +952,6 @@ fn truncate(reason: &str) -> String {
     format!("{}…", &reason[..end])
 }
 
-#[derive(Debug, thiserror::Error)]
-enum RepublishError {
-    #[error("the broker did not confirm within {0:?}")]
-    Timeout(Duration),
-    #[error("the broker nacked the copy")]
-    Nacked,
-    #[error("the broker returned the copy unroutable ({code} {text}): does queue {queue} exist?")]
-    Unroutable {
-        queue: String,
-        code: u16,
-        text: String,
-    },
-    #[error(transparent)]
-    Amqp(#[from] lapin::Error),
-}
-
 /// Publishes a copy of `delivery` (same body and properties, new headers) to `queue` through the
 /// default exchange and waits for the broker's confirm.
 async fn republish(
@@ -975,40 +960,15 @@ async fn republish(
     delivery: &Delivery,
     headers: FieldTable,
     timeout: Duration,
-) -> Result<(), RepublishError> {
+) -> Result<(), PublishError> {
     let properties: BasicProperties = delivery
         .properties
         .clone()
         .with_headers(headers)
         .with_delivery_mode(2);
-    let publish = async {
-        let confirm = channel
-            .basic_publish(
-                "",
-                queue,
-                // Mandatory: a copy to a missing queue comes back instead of being confirmed
-                // into nowhere (and the original acked: lost).
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &delivery.data,
-                properties,
-            )
-            .await?;
-        confirm.await
-    };
-    match tokio::time::timeout(timeout, publish).await {
-        Err(_) => Err(RepublishError::Timeout(timeout)),
-        Ok(Err(error)) => Err(error.into()),
-        Ok(Ok(Confirmation::Ack(None))) => Ok(()),
-        Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(RepublishError::Unroutable {
-            queue: returned.delivery.routing_key.as_str().to_owned(),
-            code: returned.reply_code,
-            text: returned.reply_text.as_str().to_owned(),
-        }),
-        Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(RepublishError::Nacked),
-    }
+    // Mandatory (as every confirmed publish): a copy to a missing queue comes back instead of
+    // being confirmed into nowhere (and the original acked: lost).
+    publish_confirmed(channel, "", queue, &delivery.data, properties, timeout).await
 }
 
 #[cfg(test)]

@@ -7,9 +7,11 @@
 //! - `testkit` (feature `testkit`, for tests): a TCP proxy that cuts or stalls the broker, and
 //!   per-test namespaces.
 //!
-//! The consumer loop builds on [`connection`] and [`topology`]. Nothing here reads the
+//! The consumer loop builds on [`connection`] and [`topology`]; its retry and dead-letter copies
+//! go through the same confirmed publish as the [`publisher`]'s events. Nothing here reads the
 //! environment or holds global state.
 
+mod confirm;
 pub mod connection;
 pub mod consumer;
 pub mod envelope;

@@ -18,14 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use lapin::message::BasicReturnMessage;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::publisher_confirm::Confirmation;
+use lapin::options::ConfirmSelectOptions;
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::confirm::publish_confirmed;
 use crate::connection::{
     Backoff, BrokerUrl, ConnectionLost, Failures, HEALTHY_AFTER, REFUSED_MIN_DELAY, connect,
     is_access_refused,
@@ -229,11 +228,6 @@ impl Publisher {
     /// [`MAX_ROUTING_KEY_LEN`] bytes is refused; `message_id`, `correlation_id` and `kind` are cut
     /// to that length (AMQP short strings).
     pub async fn publish_raw(&self, msg: Outgoing<'_>, body: &[u8]) -> Result<(), PublishError> {
-        if msg.routing_key.len() > MAX_ROUTING_KEY_LEN {
-            return Err(PublishError::RoutingKeyTooLong(msg.routing_key.len()));
-        }
-        let timeout = self.inner.confirm_timeout;
-        let deadline = Instant::now() + timeout;
         let link = self
             .inner
             .link
@@ -246,36 +240,15 @@ impl Publisher {
             .with_message_id(short(msg.message_id).into())
             .with_correlation_id(short(msg.correlation_id).into())
             .with_type(short(msg.kind).into());
-        // Mandatory: a message no queue takes comes back (basic.return) instead of being
-        // confirmed into nowhere.
-        let mandatory = BasicPublishOptions {
-            mandatory: true,
-            ..BasicPublishOptions::default()
-        };
-        let send = link.channel().basic_publish(
+        publish_confirmed(
+            link.channel(),
             msg.exchange,
             msg.routing_key,
-            mandatory,
             body,
             properties,
-        );
-        let mut confirm = tokio::time::timeout_at(deadline, send)
-            .await
-            .map_err(|_| PublishError::Timeout(timeout))??;
-        match tokio::time::timeout_at(deadline, &mut confirm).await {
-            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
-            Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(unroutable(&returned, msg)),
-            // NotRequested is only possible on a channel not in confirm mode, which this
-            // publisher never opens; refuse to call that durable either.
-            Ok(Ok(Confirmation::Nack(_) | Confirmation::NotRequested)) => Err(PublishError::Nacked),
-            Ok(Err(error)) => Err(PublishError::Amqp(error)),
-            Err(_) => {
-                // Keep waiting for the late confirm in the background: a dropped confirm is
-                // parked inside lapin until someone drains it, which nobody here would.
-                tokio::spawn(async move { drop(confirm.await) });
-                Err(PublishError::Timeout(timeout))
-            }
-        }
+            self.inner.confirm_timeout,
+        )
+        .await
     }
 
     /// Stops reconnecting and closes the connection. Publishes still awaiting their confirm
@@ -407,31 +380,6 @@ async fn open_channels(
         channels.push(channel);
     }
     Ok(channels)
-}
-
-/// The error for a returned message. lapin hands a return to the next confirm of the channel;
-/// when the broker confirms several publishes at once (`multiple`), that may be a neighbour's, so
-/// the returned message's own id is logged too.
-fn unroutable(returned: &BasicReturnMessage, msg: Outgoing<'_>) -> PublishError {
-    let returned_id = returned
-        .delivery
-        .properties
-        .message_id()
-        .as_ref()
-        .map(|id| id.as_str().to_owned());
-    if returned_id.as_deref() != Some(short(msg.message_id)) {
-        tracing::warn!(
-            message_id = msg.message_id,
-            returned_message_id = returned_id.as_deref().unwrap_or(""),
-            "the broker returned another message than this one unroutable; failing this publish"
-        );
-    }
-    PublishError::Unroutable {
-        exchange: returned.delivery.exchange.as_str().to_owned(),
-        routing_key: returned.delivery.routing_key.as_str().to_owned(),
-        reply_code: returned.reply_code,
-        reply_text: returned.reply_text.as_str().to_owned(),
-    }
 }
 
 /// `text` cut to an AMQP short string (at most 255 bytes, on a character boundary).

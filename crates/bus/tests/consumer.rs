@@ -28,9 +28,17 @@ use wecom::event::{Event, SuiteTicket};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn amqp_url() -> BrokerUrl {
-    let url = std::env::var("AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
-    BrokerUrl::parse(&url).unwrap()
+    BrokerUrl::parse(&bus::testkit::amqp_url()).unwrap()
+}
+
+/// The broker's address in `url`, for a [`bus::testkit::FaultProxy`] in front of it.
+fn broker_addr(url: &str) -> std::net::SocketAddr {
+    let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let host_port = authority.rsplit('@').next().unwrap();
+    std::net::ToSocketAddrs::to_socket_addrs(host_port)
+        .unwrap()
+        .next()
+        .unwrap()
 }
 
 /// What a test handler does with a delivery.
@@ -515,18 +523,8 @@ async fn a_lost_connection_is_reestablished_and_the_unacked_message_applied_once
     use bus::testkit::FaultProxy;
 
     let world = World::new().await;
-    let broker = {
-        let url = std::env::var("AMQP_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
-        let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
-        let host_port = authority.rsplit('@').next().unwrap().to_owned();
-        (url, host_port)
-    };
-    let upstream = std::net::ToSocketAddrs::to_socket_addrs(&broker.1)
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let url = bus::testkit::amqp_url();
+    let proxy = FaultProxy::start(broker_addr(&url)).await.unwrap();
     let gate = Arc::new(Semaphore::new(0));
     let (handler, probe) = test_handler({
         let gate = gate.clone();
@@ -539,7 +537,7 @@ async fn a_lost_connection_is_reestablished_and_the_unacked_message_applied_once
         }
     });
     let mut config = world.config();
-    config.url = BrokerUrl::parse(&proxy.amqp_url(&broker.0)).unwrap();
+    config.url = BrokerUrl::parse(&proxy.amqp_url(&url)).unwrap();
     config.backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(200));
     let consumer = Consumer::new(config, handler);
     let status = consumer.status();
@@ -692,5 +690,49 @@ async fn a_refused_retry_copy_does_not_rerun_the_handler_at_full_speed() {
     );
     // Not lost either: back on the work queue.
     assert_eq!(world.ready_count(&world.work()).await, 1);
+    world.close().await;
+}
+
+#[tokio::test]
+async fn a_copy_not_confirmed_in_time_requeues_the_message_and_the_channel_keeps_working() {
+    use bus::testkit::{FaultProxy, LogRecorder};
+
+    let recorder = LogRecorder::default();
+    let _guard = tracing::subscriber::set_default(recorder.clone());
+    let world = World::new().await;
+    let url = bus::testkit::amqp_url();
+    let proxy = Arc::new(FaultProxy::start(broker_addr(&url)).await.unwrap());
+    // The first attempt fails while the broker stops answering: its retry copy gets no confirm.
+    let (handler, probe) = test_handler({
+        let proxy = proxy.clone();
+        move |m| {
+            if m.attempt == 1 {
+                proxy.stall();
+                Behaviour::Transient
+            } else {
+                Behaviour::Permanent("after the stall")
+            }
+        }
+    });
+    let mut config = world.config();
+    config.url = BrokerUrl::parse(&proxy.amqp_url(&url)).unwrap();
+    config.confirm_timeout = Duration::from_millis(300);
+    let (shutdown, task) = spawn_consuming(Consumer::new(config, handler)).await;
+
+    world.publish_ticket("stalled").await;
+    wait_until(|| {
+        recorder
+            .at_least(tracing::Level::WARN, "bus::consumer")
+            .iter()
+            .any(|l| l.contains("did not confirm"))
+    })
+    .await;
+    // The broker answers again: the late confirm arrives, the requeued original comes back, and
+    // its dead-letter copy is confirmed on the same channel.
+    proxy.restore();
+    let (headers, _) = world.next_dead().await;
+    assert_eq!(header_str(&headers, ERROR_HEADER), "after the stall");
+    assert_eq!(probe.calls()[0], ("stalled".to_owned(), 1));
+    stop(shutdown, task).await;
     world.close().await;
 }
