@@ -19,7 +19,8 @@ use bus::{Publisher, PublisherConfig, Topology, WorkQueue};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use store::{SecretBox, TokenService};
+use store::SecretBox;
+use tokens::TokenService;
 use tokio_util::sync::CancellationToken;
 use wecom::api::{Client, ClientConfig};
 

@@ -5,7 +5,8 @@
 //! here, in `From<WorkerError> for HandlerError`, and nowhere else.
 
 use bus::consumer::HandlerError;
-use store::{StoreError, TokenError};
+use store::StoreError;
+use tokens::TokenError;
 use wecom::api::ErrorClass;
 
 /// Why an event handler could not apply its message.

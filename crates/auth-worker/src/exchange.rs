@@ -40,7 +40,8 @@ use store::auth_codes::{
     NewAuthCode,
 };
 use store::tenants::{self, Activation, TenantStatus};
-use store::{CorpId, StoreError, TokenError};
+use store::{CorpId, StoreError};
+use tokens::TokenError;
 use uuid::Uuid;
 use wecom::api::{ApiError, AuthInfoResponse, ErrorClass};
 use wecom::event::{CreateAuth, ResetPermanentCode};

@@ -21,8 +21,9 @@
 use bus::consumer::{HandlerError, Message};
 use secrecy::SecretString;
 use sqlx::{Postgres, Transaction};
+use store::CorpId;
 use store::tenants::{self, AuthInfoUpdate, TenantStatus};
-use store::{CorpId, TokenError};
+use tokens::TokenError;
 use wecom::api::ErrorClass;
 use wecom::event::{CancelAuth, ChangeAuth};
 

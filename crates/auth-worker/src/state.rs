@@ -6,7 +6,8 @@ use bus::consumer::{HandlerError, Message};
 use secrecy::SecretString;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Transaction};
-use store::{SecretBox, SuiteId, TokenService};
+use store::{SecretBox, SuiteId};
+use tokens::TokenService;
 use wecom::api::Client;
 use wecom::suite::Suites;
 

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use store::{CorpId, SuiteId, TokenError};
+use store::{CorpId, SuiteId};
+use tokens::TokenError;
 use wecom::api::{Agent, ApiError, AuthInfoResponse, ErrorClass, PermanentCodeV1, PermanentCodeV2};
 
 use crate::state::AuthHandler;

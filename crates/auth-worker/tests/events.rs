@@ -395,7 +395,7 @@ async fn cancel_auth_revokes_the_tenant_and_deletes_its_secret_and_tokens() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, store::TokenError::TenantNotActive { .. }),
+        matches!(err, tokens::TokenError::TenantNotActive { .. }),
         "{err}"
     );
     worker.stop().await;

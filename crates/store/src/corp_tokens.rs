@@ -1,25 +1,31 @@
 //! `corp_tokens`: the cached access token of each tenant (`gettoken` with corpid + permanent
-//! code), sealed. The refresh protocol lives in [`crate::tokens`]; these are its statements.
+//! code), sealed. These are the statements of the corp-token refresh; when to run them, and the
+//! WeCom call between them, is the `tokens` crate's refresh protocol.
 
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use sqlx::PgConnection;
 
 use crate::error::StoreError;
 use crate::ids::{CorpId, SuiteId};
-use crate::secret::{SecretBox, SecretContext, sha256};
-use crate::suites::CachedToken;
-use crate::tenants::TenantStatus;
+use crate::sealed::CachedToken;
+use crate::secret::{Sealed, SecretBox, SecretContext, sha256};
+use crate::tenants::{self, TenantStatus};
 
-/// What the corp-token path needs in one read: the tenant's status, its cached token, the clock.
+/// What the corp-token path needs in one read: the tenant's status, its cached token, the
+/// database clock (every replica judges freshness by the same clock).
 #[derive(Debug)]
-pub(crate) struct CorpTokenRow {
-    pub(crate) status: TenantStatus,
-    pub(crate) token: Option<CachedToken>,
-    pub(crate) now: DateTime<Utc>,
+pub struct CorpTokenRow {
+    /// The tenant's status.
+    pub status: TenantStatus,
+    /// The cached corp token, if there is one.
+    pub token: Option<CachedToken>,
+    /// The database clock when read.
+    pub now: DateTime<Utc>,
 }
 
 /// Reads the tenant status and its cached token (no lock). `None` for an unknown tenant.
-pub(crate) async fn corp_token_row(
+pub async fn cached_corp_token(
     conn: &mut PgConnection,
     suite_id: &SuiteId,
     corp_id: &CorpId,
@@ -46,8 +52,14 @@ pub(crate) async fn corp_token_row(
     .await?;
     row.map(
         |(status, ciphertext, nonce, key_id, expires_at, refreshed_at, now)| {
-            let token =
-                CachedToken::from_columns(ciphertext, nonce, key_id, expires_at, refreshed_at);
+            let token = CachedToken::from_columns(
+                SecretContext::corp_token(suite_id.as_str(), corp_id.as_str()),
+                ciphertext,
+                nonce,
+                key_id,
+                expires_at,
+                refreshed_at,
+            );
             Ok(CorpTokenRow {
                 status: TenantStatus::parse(&status)?,
                 token,
@@ -58,8 +70,53 @@ pub(crate) async fn corp_token_row(
     .transpose()
 }
 
-/// Caches a freshly fetched corp token (replacing any previous one).
-pub(crate) async fn store_corp_token(
+/// A tenant row locked for a corp-token refresh: its status and its sealed permanent code.
+#[derive(Debug)]
+pub struct LockedTenant {
+    /// The tenant's status.
+    pub status: TenantStatus,
+    suite_id: SuiteId,
+    corp_id: CorpId,
+    sealed_code: Option<Sealed>,
+}
+
+impl LockedTenant {
+    /// The permanent code (the app secret `gettoken` takes), opened. An `active` tenant always
+    /// has one; its absence is a corrupt row.
+    pub fn permanent_code(&self, secrets: &SecretBox) -> Result<SecretString, StoreError> {
+        let sealed = self
+            .sealed_code
+            .as_ref()
+            .ok_or_else(|| StoreError::Corrupt {
+                column: "tenants.permanent_code",
+                detail: format!(
+                    "{} tenant {}/{} has no permanent code",
+                    self.status, self.suite_id, self.corp_id
+                ),
+            })?;
+        tenants::open_code(secrets, &self.suite_id, &self.corp_id, sealed)
+    }
+}
+
+/// Locks the tenant's row (`for no key update`) until the caller's transaction ends: the lock
+/// that serializes corp-token refreshes across replicas, and orders them with secret rotation
+/// and revocation (which write the row). Pass a transaction. `None` for an unknown tenant.
+pub async fn lock_tenant(
+    conn: &mut PgConnection,
+    suite_id: &SuiteId,
+    corp_id: &CorpId,
+) -> Result<Option<LockedTenant>, StoreError> {
+    let row = tenants::secret_row(conn, suite_id, corp_id, true).await?;
+    Ok(row.map(|(status, sealed_code)| LockedTenant {
+        status,
+        suite_id: suite_id.clone(),
+        corp_id: corp_id.clone(),
+        sealed_code,
+    }))
+}
+
+/// Caches a freshly fetched corp token, sealed (replacing any previous one).
+pub async fn store_corp_token(
     conn: &mut PgConnection,
     secrets: &SecretBox,
     suite_id: &SuiteId,

@@ -1,9 +1,11 @@
-//! Postgres for daikai: migrations, sealed secrets, typed queries and the token service.
+//! Postgres for daikai: migrations, sealed secrets and typed queries.
 //!
 //! Everything daikai keeps about the provider relationship lives here, and every SQL statement
 //! of the services is in this crate: services call these functions, they never build SQL.
-//! Nothing here reads the environment; the caller passes the pool, the keyring and the WeCom
-//! client.
+//! Nothing here reads the environment or calls WeCom; the caller passes the pool and the
+//! keyring. The token refresh protocol (one refresh across replicas, compare-and-delete
+//! invalidation) is the `tokens` crate's, on top of the statements in [`suites`] and
+//! [`corp_tokens`].
 //!
 //! # Tables and modules
 //! | table | module | what |
@@ -34,7 +36,7 @@
 //! let pool = PgPoolOptions::new().connect(&config.database_url).await?;
 //! store::check_schema(&pool).await?;            // "… run `daikai migrate`" when behind
 //! let secrets = store::SecretBox::new(store::Keyring::parse(&key, &previous_keys)?);
-//! let tokens = store::TokenService::new(pool.clone(), wecom_client, secrets.clone());
+//! let tokens = tokens::TokenService::new(pool.clone(), wecom_client, secrets.clone());
 //! ```
 //!
 //! # A consumer handler (auth worker)
@@ -77,7 +79,7 @@
 //! // create_auth was lost (burnt code): fetch auth info and tenants::activate_tenant instead —
 //! // that is the recovery path docs/operations.md §4 promises operators.
 //!
-//! // any API call for a tenant
+//! // any API call for a tenant: through the `tokens` crate (cached token, one refresh)
 //! let user = tokens.with_corp_token(&suite_id, &corp_id, |t| {
 //!     let client = tokens.client().clone();
 //!     async move { client.user_get(t.expose(), "zhangsan").await }
@@ -91,15 +93,13 @@
 //! - [`inbox::prune_expired`] with every sweep: entries past the retention (the auth worker keeps
 //!   them 7 days by default), in short batches, one replica at a time (advisory lock).
 //!
-//! # Two rules that keep callers out of deadlocks
-//! - **Size the pools.** A refresh takes its own connection from the [`TokenService`] pool and
-//!   holds it during the WeCom call. A handler that holds a transaction connection while asking
-//!   for a token needs a second connection: give the token service its own small pool, or make
-//!   the shared pool larger than twice the consumer prefetch.
-//! - **Call WeCom before writing the tenant row in the same transaction.** A corp-token refresh
-//!   locks the tenant's row from another connection; if the handler's open transaction already
-//!   updated that row (activation, rotation, status), the refresh waits for the handler and the
-//!   handler waits for the refresh. Fetch what you need first, then write, then commit.
+//! # Row locks
+//! Given a transaction, a write or a `lock_*` function holds its row locks until the caller's
+//! transaction ends, as Postgres does; nothing here calls WeCom, so how long that is is the
+//! caller's choice. Two exist for the token refresh: [`suites::lock_suite_token`] and
+//! [`corp_tokens::lock_tenant`]. The `tokens` crate holds them across its WeCom call (that is
+//! its one refresh across replicas), and its crate docs give the rules that follow for callers
+//! (pool sizes; call WeCom before writing the tenant row).
 
 pub mod auth_codes;
 pub mod corp_tokens;
@@ -114,10 +114,9 @@ pub mod suites;
 pub mod tenants;
 #[cfg(feature = "test-support")]
 pub mod testing;
-pub mod tokens;
 
 pub use error::StoreError;
 pub use ids::{CorpId, SuiteId};
 pub use schema::{MIGRATOR, MigrationReport, SchemaError, check_schema, latest_version, migrate};
+pub use sealed::CachedToken;
 pub use secret::{KeyId, Keyring, Sealed, SecretBox, SecretContext, SecretError, SecretKey};
-pub use tokens::{Token, TokenError, TokenService};

@@ -1,5 +1,8 @@
 //! `suites`: per suite, the newest suite_ticket and the cached suite access token.
 //!
+//! The suite token's statements are here (read, lock, store, compare-and-delete); when to run
+//! them, and the WeCom call between them, is the `tokens` crate's refresh protocol.
+//!
 //! The ticket is durable (a ticket lost on restart means no suite token for up to ten minutes)
 //! and monotonic per suite (an older push, or another suite's push, never replaces it;
 //! docs/architecture.md §4.3). "Newer" is decided by WeCom's own `TimeStamp`, never by arrival
@@ -18,8 +21,8 @@ use sqlx::PgConnection;
 
 use crate::error::StoreError;
 use crate::ids::SuiteId;
-use crate::sealed::{from_columns, wecom_time};
-use crate::secret::{Sealed, SecretBox, SecretContext, sha256};
+use crate::sealed::{CachedToken, from_columns, wecom_time};
+use crate::secret::{SecretBox, SecretContext, sha256};
 
 /// A suite_ticket push to store. Its `Debug` omits the ticket.
 #[derive(Clone, Copy)]
@@ -201,41 +204,36 @@ pub async fn invalidate_suite_token(
     Ok(done.rows_affected() > 0)
 }
 
-/// A cached token as read from its row, still sealed.
+/// What the suite-token refresh needs from a `suites` row: the cached token and the database
+/// clock (every replica judges freshness by the same clock).
 #[derive(Debug)]
-pub(crate) struct CachedToken {
-    pub(crate) sealed: Sealed,
-    pub(crate) expires_at: DateTime<Utc>,
-    pub(crate) refreshed_at: DateTime<Utc>,
+pub struct SuiteTokenRow {
+    /// The cached suite token, if there is one.
+    pub token: Option<CachedToken>,
+    /// The database clock when read.
+    pub now: DateTime<Utc>,
 }
 
-impl CachedToken {
-    /// The cached token from its nullable columns; `None` unless all of them are set.
-    pub(crate) fn from_columns(
-        ciphertext: Option<Vec<u8>>,
-        nonce: Option<Vec<u8>>,
-        key_id: Option<String>,
-        expires_at: Option<DateTime<Utc>>,
-        refreshed_at: Option<DateTime<Utc>>,
-    ) -> Option<Self> {
-        Some(Self {
-            sealed: from_columns(ciphertext, nonce, key_id)?,
-            expires_at: expires_at?,
-            refreshed_at: refreshed_at?,
-        })
-    }
+/// Reads the cached suite token without locking. `None` when the suite has no row (no ticket
+/// was ever stored).
+pub async fn cached_suite_token(
+    conn: &mut PgConnection,
+    suite_id: &SuiteId,
+) -> Result<Option<SuiteTokenRow>, StoreError> {
+    suite_token_row(conn, suite_id, false).await
 }
 
-/// What the suite-token path needs from a `suites` row.
-#[derive(Debug)]
-pub(crate) struct SuiteTokenRow {
-    pub(crate) token: Option<CachedToken>,
-    pub(crate) now: DateTime<Utc>,
+/// Reads the cached suite token and locks the suite's row (`for no key update`) until the
+/// caller's transaction ends: the lock that serializes suite-token refreshes across replicas.
+/// Pass a transaction. `None` when the suite has no row.
+pub async fn lock_suite_token(
+    conn: &mut PgConnection,
+    suite_id: &SuiteId,
+) -> Result<Option<SuiteTokenRow>, StoreError> {
+    suite_token_row(conn, suite_id, true).await
 }
 
-/// Reads the cached suite token; `lock` takes the row lock that serializes refreshes across
-/// replicas (held until the caller's transaction ends). `None` when the suite has no row.
-pub(crate) async fn suite_token_row(
+async fn suite_token_row(
     conn: &mut PgConnection,
     suite_id: &SuiteId,
     lock: bool,
@@ -263,14 +261,21 @@ pub(crate) async fn suite_token_row(
         .await?;
     Ok(row.map(
         |(ciphertext, nonce, key_id, expires_at, refreshed_at, now)| SuiteTokenRow {
-            token: CachedToken::from_columns(ciphertext, nonce, key_id, expires_at, refreshed_at),
+            token: CachedToken::from_columns(
+                SecretContext::suite_token(suite_id.as_str()),
+                ciphertext,
+                nonce,
+                key_id,
+                expires_at,
+                refreshed_at,
+            ),
             now,
         },
     ))
 }
 
-/// Caches a freshly fetched suite token.
-pub(crate) async fn store_suite_token(
+/// Caches a freshly fetched suite token (sealed) on the suite's row.
+pub async fn store_suite_token(
     conn: &mut PgConnection,
     secrets: &SecretBox,
     suite_id: &SuiteId,

@@ -1,5 +1,5 @@
-//! Shared helpers of the store integration tests: a per-test database, a keyring, ids, and a
-//! WeCom double (wiremock) wired into a `TokenService`.
+//! Shared helpers of the store integration tests: a per-test database, a keyring, ids, and an
+//! active tenant.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -29,12 +29,6 @@ pub fn suite(id: &str) -> SuiteId {
 
 pub fn corp(id: &str) -> CorpId {
     CorpId::parse(id).unwrap()
-}
-
-pub fn wecom_client(base: &str) -> wecom::api::Client {
-    let mut config = wecom::api::ClientConfig::new(url::Url::parse(base).unwrap());
-    config.timeout = Duration::from_secs(30);
-    wecom::api::Client::new(config).unwrap()
 }
 
 /// Polls `check` until it is true; panics after a generous deadline.

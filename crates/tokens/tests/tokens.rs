@@ -12,7 +12,8 @@ use serde_json::json;
 use store::suites::{NewTicket, store_ticket};
 use store::tenants::{TenantStatus, revoke_tenant, set_tenant_status};
 use store::testing::TestDatabase;
-use store::{CorpId, SuiteId, TokenError, TokenService};
+use store::{CorpId, SuiteId};
+use tokens::{TokenError, TokenService};
 use wecom::api::{ApiError, ErrorClass};
 use wiremock::matchers::{body_json, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -189,7 +190,7 @@ async fn with_corp_token_refreshes_once_on_40014_and_retries_the_call() {
     let b_task = tokio::spawn(async move {
         let client = b.client().clone();
         let mut gate = Some((started_tx, go_rx));
-        b.with_corp_token(&suite, &corp, move |token: store::Token| {
+        b.with_corp_token(&suite, &corp, move |token: tokens::Token| {
             let client = client.clone();
             let gate = gate.take();
             async move {

@@ -1,145 +1,21 @@
-//! The token service: suite and corp access tokens cached in Postgres and refreshed by one
-//! replica at a time (docs/architecture.md §4.4).
-//!
-//! Why in Postgres and not in memory: every replica of every worker needs the same token, and
-//! WeCom rate-limits `gettoken`; N replicas each refreshing on their own is the stampede the SDKs
-//! suffer from. The protocol, for both kinds of token:
-//!
-//! 1. Read the cached token without locking. If it is younger than 90 % of its lifetime, use it.
-//! 2. Otherwise open a transaction and lock the owning row (`suites` for the suite token,
-//!    `tenants` for a corp token: `select … for no key update`). Replicas that need the same
-//!    token queue on that lock.
-//! 3. Re-read the cache under the lock: the replica ahead in the queue has usually refreshed it,
-//!    and then no WeCom call is made.
-//! 4. Otherwise call WeCom, store the token (sealed), commit (releasing the lock).
-//!
-//! If the refresh fails transiently while the old token has not expired yet, the old token is
-//! used. On 40014/42001 (corp) or 40082/42009 (suite) the failing token is invalidated only if it
-//! is still the stored one (compare-and-delete by SHA-256), so a late error for an already
-//! replaced token never kills its replacement; [`TokenService::with_corp_token`] and
-//! [`TokenService::with_suite_token`] do that and retry the call once.
-//!
-//! The corp token comes from `gettoken` with the corp id and the tenant's permanent code, the
-//! 代开发 app secret (docs/wecom.md §4.4). Tenants that are not `active` get no WeCom call at all.
-//!
-//! Each refresh holds one pooled connection for the duration of the WeCom call; size pools for
-//! the number of refreshes that may run at once.
+//! [`TokenService`]: the refresh protocol of the crate docs, over `store`'s statements and
+//! `wecom`'s client. The row lock of a refresh is held by its own transaction, on its own pooled
+//! connection, for the duration of the WeCom call; see the crate docs for what that asks of
+//! callers.
 
-use std::fmt;
 use std::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::PgPool;
+use store::corp_tokens::{self, cached_corp_token, lock_tenant, store_corp_token};
+use store::suites::{self, cached_suite_token, lock_suite_token, store_suite_token};
+use store::tenants::TenantStatus;
+use store::{CachedToken, CorpId, SecretBox, StoreError, SuiteId};
 use wecom::api::{ApiError, Client, ErrorClass, TokenKind};
 
-use crate::corp_tokens::{self, corp_token_row, store_corp_token};
-use crate::error::StoreError;
-use crate::ids::{CorpId, SuiteId};
-use crate::secret::{SecretBox, SecretContext};
-use crate::suites::{self, CachedToken, store_suite_token, suite_token_row};
-use crate::tenants::{self, TenantStatus};
-
-/// An access token handed to a WeCom call. Its `Debug` is redacted.
-#[derive(Clone)]
-pub struct Token {
-    value: SecretString,
-    expires_at: DateTime<Utc>,
-}
-
-impl Token {
-    /// The token, to put into the `access_token` / `suite_access_token` query parameter.
-    pub fn expose(&self) -> &str {
-        self.value.expose_secret()
-    }
-
-    /// When WeCom will stop accepting it (as estimated when it was fetched).
-    pub fn expires_at(&self) -> DateTime<Utc> {
-        self.expires_at
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("value", &"<redacted>")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
-/// Why no token (or no result) could be had.
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The tenant does not exist.
-    #[error("tenant {suite_id}/{corp_id} is unknown: no WeCom call made")]
-    UnknownTenant {
-        /// The suite.
-        suite_id: SuiteId,
-        /// The corp.
-        corp_id: CorpId,
-    },
-    /// The tenant exists but is not `active`.
-    #[error("tenant {suite_id}/{corp_id} is {status}, not active: no WeCom call made")]
-    TenantNotActive {
-        /// The suite.
-        suite_id: SuiteId,
-        /// The corp.
-        corp_id: CorpId,
-        /// Its status.
-        status: TenantStatus,
-    },
-    /// No suite_ticket has been stored for the suite yet.
-    #[error(
-        "no suite_ticket stored for suite {0} yet: WeCom pushes one every 10 minutes (or force \
-         one from the provider console)"
-    )]
-    NoSuiteTicket(SuiteId),
-    /// WeCom refused or failed to issue the token.
-    #[error("fetching the {kind} access token failed: {source}")]
-    Fetch {
-        /// `suite` or `corp`.
-        kind: &'static str,
-        /// WeCom's answer.
-        #[source]
-        source: ApiError,
-    },
-    /// The call made with the token failed (after the one retry a token error gets).
-    #[error("WeCom call failed: {0}")]
-    Call(#[source] ApiError),
-    /// The database or a secret failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sqlx::Error> for TokenError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Store(StoreError::Database(err))
-    }
-}
-
-impl TokenError {
-    /// What a worker should do about it, in the vocabulary of WeCom errors: a missing ticket or a
-    /// database hiccup is retryable, a tenant that is not active is broken, WeCom's own answers
-    /// keep their class.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            Self::TenantNotActive { .. } => ErrorClass::TenantBroken,
-            Self::NoSuiteTicket(_) => ErrorClass::Retryable,
-            Self::Fetch { source, .. } | Self::Call(source) => source.class(),
-            Self::Store(err) if err.is_transient() => ErrorClass::Retryable,
-            Self::UnknownTenant { .. } | Self::Store(_) => ErrorClass::Permanent,
-        }
-    }
-
-    /// WeCom's error, when WeCom answered one.
-    pub fn api_error(&self) -> Option<&ApiError> {
-        match self {
-            Self::Fetch { source, .. } | Self::Call(source) => Some(source),
-            _ => None,
-        }
-    }
-}
+use crate::error::TokenError;
+use crate::token::Token;
 
 /// Suite and corp tokens for every replica of every worker. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -150,7 +26,8 @@ pub struct TokenService {
 }
 
 impl TokenService {
-    /// A service over the database, the WeCom client and the secret keyring.
+    /// A service over the database, the WeCom client and the secret keyring. Each refresh takes
+    /// one connection of `pool` for the duration of its WeCom call (crate docs: size the pools).
     pub fn new(pool: PgPool, client: Client, secrets: SecretBox) -> Self {
         Self {
             pool,
@@ -171,10 +48,9 @@ impl TokenService {
         suite_secret: &SecretString,
     ) -> Result<Token, TokenError> {
         let mut conn = self.pool.acquire().await?;
-        let row = suite_token_row(&mut conn, suite_id, false).await?;
+        let row = cached_suite_token(&mut conn, suite_id).await?;
         if let Some(row) = row
-            && let Some(token) =
-                self.fresh(row.token.as_ref(), row.now, &suite_context(suite_id))?
+            && let Some(token) = self.fresh(row.token.as_ref(), row.now)?
         {
             return Ok(token);
         }
@@ -187,17 +63,17 @@ impl TokenService {
         suite_id: &SuiteId,
         suite_secret: &SecretString,
     ) -> Result<Token, TokenError> {
-        let context = suite_context(suite_id);
         let mut tx = self.pool.begin().await?;
-        let Some(row) = suite_token_row(&mut tx, suite_id, true).await? else {
+        let Some(row) = lock_suite_token(&mut tx, suite_id).await? else {
             return Err(TokenError::NoSuiteTicket(suite_id.clone()));
         };
-        if let Some(token) = self.fresh(row.token.as_ref(), row.now, &context)? {
+        if let Some(token) = self.fresh(row.token.as_ref(), row.now)? {
             return Ok(token);
         }
         let Some(ticket) = suites::ticket(&mut tx, &self.secrets, suite_id).await? else {
             return Err(TokenError::NoSuiteTicket(suite_id.clone()));
         };
+        // The row lock is held across this call: it is what keeps the other replicas waiting.
         let fetched = self
             .client
             .get_suite_token(
@@ -220,12 +96,12 @@ impl TokenService {
                 .await?;
                 tx.commit().await?;
                 tracing::info!(%suite_id, %expires_at, "suite access token refreshed");
-                Ok(Token {
-                    value: SecretString::from(fetched.access_token),
+                Ok(Token::new(
+                    SecretString::from(fetched.access_token),
                     expires_at,
-                })
+                ))
             }
-            Err(err) => self.fallback(row.token.as_ref(), row.now, &context, "suite", err),
+            Err(err) => self.fallback(row.token.as_ref(), row.now, "suite", err),
         }
     }
 
@@ -236,11 +112,10 @@ impl TokenService {
         suite_id: &SuiteId,
         corp_id: &CorpId,
     ) -> Result<Token, TokenError> {
-        let context = corp_context(suite_id, corp_id);
         let mut conn = self.pool.acquire().await?;
-        let row = corp_token_row(&mut conn, suite_id, corp_id).await?;
+        let row = cached_corp_token(&mut conn, suite_id, corp_id).await?;
         let row = require_active(suite_id, corp_id, row.map(|r| (r.status, r)))?;
-        if let Some(token) = self.fresh(row.token.as_ref(), row.now, &context)? {
+        if let Some(token) = self.fresh(row.token.as_ref(), row.now)? {
             return Ok(token);
         }
         drop(conn);
@@ -252,21 +127,17 @@ impl TokenService {
         suite_id: &SuiteId,
         corp_id: &CorpId,
     ) -> Result<Token, TokenError> {
-        let context = corp_context(suite_id, corp_id);
         let mut tx = self.pool.begin().await?;
-        let locked = tenants::secret_row(&mut tx, suite_id, corp_id, true).await?;
-        let sealed_code = require_active(suite_id, corp_id, locked)?;
-        let Some(row) = corp_token_row(&mut tx, suite_id, corp_id).await? else {
+        let locked = lock_tenant(&mut tx, suite_id, corp_id).await?;
+        let tenant = require_active(suite_id, corp_id, locked.map(|t| (t.status, t)))?;
+        let Some(row) = cached_corp_token(&mut tx, suite_id, corp_id).await? else {
             return Err(unknown(suite_id, corp_id));
         };
-        if let Some(token) = self.fresh(row.token.as_ref(), row.now, &context)? {
+        if let Some(token) = self.fresh(row.token.as_ref(), row.now)? {
             return Ok(token);
         }
-        let sealed_code = sealed_code.ok_or_else(|| StoreError::Corrupt {
-            column: "tenants.permanent_code",
-            detail: format!("active tenant {suite_id}/{corp_id} has no permanent code"),
-        })?;
-        let code = tenants::open_code(&self.secrets, suite_id, corp_id, &sealed_code)?;
+        let code = tenant.permanent_code(&self.secrets)?;
+        // The row lock is held across this call: it is what keeps the other replicas waiting.
         let fetched = self
             .client
             .get_token(corp_id.as_str(), code.expose_secret())
@@ -286,17 +157,17 @@ impl TokenService {
                 .await?;
                 tx.commit().await?;
                 tracing::info!(%suite_id, %corp_id, %expires_at, "corp access token refreshed");
-                Ok(Token {
-                    value: SecretString::from(fetched.access_token),
+                Ok(Token::new(
+                    SecretString::from(fetched.access_token),
                     expires_at,
-                })
+                ))
             }
-            Err(err) => self.fallback(row.token.as_ref(), row.now, &context, "corp", err),
+            Err(err) => self.fallback(row.token.as_ref(), row.now, "corp", err),
         }
     }
 
-    /// Drops the cached corp token if it is still `failing` (see the module docs). Returns
-    /// whether it was dropped.
+    /// Drops the cached corp token if it is still `failing` (compare-and-delete, see the crate
+    /// docs). Returns whether it was dropped.
     pub async fn invalidate_corp_token(
         &self,
         suite_id: &SuiteId,
@@ -325,7 +196,8 @@ impl TokenService {
 
     /// Runs `call` with the tenant's corp token. If WeCom says the token is invalid or expired
     /// (40014/42001), invalidates it (compare-and-delete) and runs `call` once more with a fresh
-    /// one. Any other error is returned as [`TokenError::Call`].
+    /// one. Any other error is returned as [`TokenError::Call`]. No connection is held while
+    /// `call` runs.
     pub async fn with_corp_token<T, F, Fut>(
         &self,
         suite_id: &SuiteId,
@@ -350,7 +222,7 @@ impl TokenService {
     }
 
     /// Runs `call` with the suite token; on 40082/42009 invalidates it (compare-and-delete) and
-    /// runs `call` once more with a fresh one.
+    /// runs `call` once more with a fresh one. No connection is held while `call` runs.
     pub async fn with_suite_token<T, F, Fut>(
         &self,
         suite_id: &SuiteId,
@@ -378,10 +250,9 @@ impl TokenService {
         &self,
         cached: Option<&CachedToken>,
         now: DateTime<Utc>,
-        context: &SecretContext,
     ) -> Result<Option<Token>, StoreError> {
         match cached {
-            Some(cached) if now < refresh_at(cached) => self.open(cached, context).map(Some),
+            Some(cached) if now < refresh_at(cached) => self.open(cached).map(Some),
             _ => Ok(None),
         }
     }
@@ -392,7 +263,6 @@ impl TokenService {
         &self,
         cached: Option<&CachedToken>,
         now: DateTime<Utc>,
-        context: &SecretContext,
         kind: &'static str,
         err: ApiError,
     ) -> Result<Token, TokenError> {
@@ -404,18 +274,14 @@ impl TokenService {
                     expires_at = %cached.expires_at,
                     "token refresh failed; using the cached token until it expires"
                 );
-                Ok(self.open(cached, context)?)
+                Ok(self.open(cached)?)
             }
             _ => Err(TokenError::Fetch { kind, source: err }),
         }
     }
 
-    fn open(&self, cached: &CachedToken, context: &SecretContext) -> Result<Token, StoreError> {
-        let value = self.secrets.open(context, &cached.sealed)?;
-        Ok(Token {
-            value,
-            expires_at: cached.expires_at,
-        })
+    fn open(&self, cached: &CachedToken) -> Result<Token, StoreError> {
+        Ok(Token::new(cached.open(&self.secrets)?, cached.expires_at))
     }
 }
 
@@ -456,12 +322,4 @@ fn unknown(suite_id: &SuiteId, corp_id: &CorpId) -> TokenError {
         suite_id: suite_id.clone(),
         corp_id: corp_id.clone(),
     }
-}
-
-fn suite_context(suite_id: &SuiteId) -> SecretContext {
-    SecretContext::suite_token(suite_id.as_str())
-}
-
-fn corp_context(suite_id: &SuiteId, corp_id: &CorpId) -> SecretContext {
-    SecretContext::corp_token(suite_id.as_str(), corp_id.as_str())
 }
