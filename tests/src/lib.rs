@@ -57,7 +57,7 @@ pub fn database_url() -> String {
 
 /// `AMQP_URL`, or the local broker.
 pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("AMQP_URL").unwrap_or_else(|_| bus::DEFAULT_AMQP_URL.into())
 }
 
 /// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=info`).

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use bus::{BrokerUrl, Namespace};
+use bus::{BrokerUrl, DEFAULT_AMQP_URL, Namespace};
 pub use runtime::config::{ConfigError, LogFormat};
 use runtime::config::{invalid, parse_or, positive};
 use secrecy::SecretString;
@@ -24,8 +24,6 @@ pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:9090";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Longest `INBOX_RETENTION_HOURS`: ten years (Postgres timestamps end, and nothing needs more).
 const MAX_INBOX_RETENTION_HOURS: u64 = 24 * 365 * 10;
-/// Default `AMQP_URL`: the local broker with the guest account.
-pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Everything the auth worker needs to run.
 #[derive(Clone)]

@@ -81,6 +81,9 @@ fn is_access_refused_kind(kind: &AMQPErrorKind) -> bool {
     *kind == AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
 }
 
+/// `AMQP_URL` when unset: the local broker with the guest account (services and tests alike).
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
 /// A validated AMQP URL. `Debug` and `Display` show it with the password masked.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BrokerUrl {

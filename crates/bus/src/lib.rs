@@ -22,7 +22,8 @@ pub mod topology;
 pub mod testkit;
 
 pub use connection::{
-    Backoff, BrokerUrl, ConnectError, ConnectionLost, connect, connect_with_backoff,
+    Backoff, BrokerUrl, ConnectError, ConnectionLost, DEFAULT_AMQP_URL, connect,
+    connect_with_backoff,
 };
 pub use envelope::{
     CallbackOrigin, DedupeKey, Envelope, EnvelopeError, MAX_ROUTING_KEY_LEN, Payload,

@@ -24,9 +24,9 @@ use tokio::task::JoinHandle;
 
 use crate::topology::Namespace;
 
-/// `AMQP_URL` from the environment, or the local broker.
+/// `AMQP_URL` from the environment, or the local broker ([`crate::DEFAULT_AMQP_URL`]).
 pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("AMQP_URL").unwrap_or_else(|_| crate::DEFAULT_AMQP_URL.into())
 }
 
 /// A fresh namespace such as `t0193ab….`: unique per call, valid in AMQP names.

@@ -7,15 +7,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use bus::{BrokerUrl, Namespace};
+use bus::{BrokerUrl, DEFAULT_AMQP_URL, Namespace};
 pub use runtime::config::{ConfigError, LogFormat};
 use runtime::config::{invalid, parse_or, positive};
 use wecom::suite::Suites;
 
 /// Default `INGRESS_ADDR`.
 pub const DEFAULT_ADDR: &str = "0.0.0.0:8080";
-/// Default `AMQP_URL`: the local broker with the guest account.
-pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Everything the ingress needs to run.
 #[derive(Debug, Clone)]
