@@ -112,7 +112,7 @@ impl Config {
             BrokerUrl::parse(v).map_err(|e| e.to_string())
         })?;
         let amqp_namespace = parse_or(&get, "AMQP_NAMESPACE", "", |v| {
-            Namespace::new(v.trim()).map_err(|e| e.to_string())
+            Namespace::parse(v).map_err(|e| e.to_string())
         })?;
         let wecom_api_base = parse_or(&get, "WECOM_API_BASE", wecom::api::DEFAULT_BASE_URL, |v| {
             let url = Url::parse(v.trim()).map_err(|e| e.to_string())?;
@@ -233,6 +233,12 @@ mod tests {
     fn the_secret_key_is_required() {
         let err = Config::from_lookup(|_| None, |_| unreachable!()).unwrap_err();
         assert_eq!(err.to_string(), "DAIKAI_SECRET_KEY is not set");
+    }
+
+    #[test]
+    fn amqp_namespace_is_trimmed() {
+        let c = config(&[("AMQP_NAMESPACE", " t1. ")]).unwrap();
+        assert_eq!(c.amqp_namespace.as_str(), "t1.");
     }
 
     #[test]

@@ -82,6 +82,12 @@ impl Namespace {
         }
     }
 
+    /// Reads the value of `AMQP_NAMESPACE`: surrounding whitespace is ignored, the rest is
+    /// validated as by [`Namespace::new`]. Every service parses the variable through this.
+    pub fn parse(value: &str) -> Result<Self, TopologyError> {
+        Self::new(value.trim())
+    }
+
     /// `prefix + base`.
     pub fn name(&self, base: &str) -> String {
         format!("{}{base}", self.0)
@@ -441,6 +447,16 @@ mod tests {
         assert_eq!(auth.retry_for_attempt(0).delay, Duration::from_secs(1));
         assert_eq!(auth.retry_for_attempt(1).delay, Duration::from_secs(10));
         assert_eq!(auth.retry_for_attempt(99).delay, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn namespace_values_are_read_without_surrounding_whitespace() {
+        assert_eq!(
+            Namespace::parse(" t1.\n").unwrap(),
+            Namespace::new("t1.").unwrap()
+        );
+        assert_eq!(Namespace::parse("  ").unwrap(), Namespace::default());
+        assert!(Namespace::parse(" a b ").is_err());
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl Config {
             BrokerUrl::parse(v).map_err(|e| e.to_string())
         })?;
         let amqp_namespace = parse_or(&get, "AMQP_NAMESPACE", "", |v: &str| {
-            Namespace::new(v).map_err(|e| e.to_string())
+            Namespace::parse(v).map_err(|e| e.to_string())
         })?;
         let publish_timeout = parse_or(&get, "INGRESS_PUBLISH_TIMEOUT_MS", "2000", |v: &str| {
             positive(v).map(Duration::from_millis)
@@ -191,6 +191,12 @@ mod tests {
     fn keep_alive_is_opt_in() {
         let c = config(&[("INGRESS_KEEP_ALIVE_SECS", "75")]).unwrap();
         assert_eq!(c.keep_alive, Some(Duration::from_secs(75)));
+    }
+
+    #[test]
+    fn amqp_namespace_is_trimmed() {
+        let c = config(&[("AMQP_NAMESPACE", " t1. ")]).unwrap();
+        assert_eq!(c.amqp_namespace.as_str(), "t1.");
     }
 
     #[test]
