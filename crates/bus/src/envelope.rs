@@ -321,9 +321,19 @@ impl Envelope {
         Ok(body)
     }
 
-    /// Reads a message body, refusing other schema versions.
+    /// Reads a message body. Another schema version is
+    /// [`EnvelopeError::UnsupportedSchema`], even when the rest of the body is not this version's
+    /// shape; anything else that does not read is [`EnvelopeError::Json`].
     pub fn from_json(body: &[u8]) -> Result<Self, EnvelopeError> {
-        Ok(serde_json::from_slice(body)?)
+        match serde_json::from_slice::<WireEnvelope>(body) {
+            Ok(wire) => wire.into_envelope(),
+            Err(error) => match serde_json::from_slice::<SchemaOnly>(body) {
+                Ok(SchemaOnly { schema }) if schema != SCHEMA_VERSION => {
+                    Err(EnvelopeError::UnsupportedSchema { found: schema })
+                }
+                _ => Err(error.into()),
+            },
+        }
     }
 }
 
@@ -344,35 +354,43 @@ struct WireEnvelope {
     raw_xml: Option<String>,
 }
 
+/// Just the version, to tell an envelope of another schema from a malformed one.
+#[derive(Deserialize)]
+struct SchemaOnly {
+    schema: u32,
+}
+
+impl WireEnvelope {
+    /// The envelope, once the schema is this crate's and the payload fits its `source`.
+    fn into_envelope(self) -> Result<Envelope, EnvelopeError> {
+        if self.schema != SCHEMA_VERSION {
+            return Err(EnvelopeError::UnsupportedSchema { found: self.schema });
+        }
+        let payload = match self.source {
+            Source::Suite | Source::App => Payload::Wecom(Event::deserialize(self.payload)?),
+            Source::Internal => Payload::Tenant(TenantEvent::deserialize(self.payload)?),
+        };
+        Ok(Envelope {
+            schema: self.schema,
+            id: self.id,
+            dedupe_key: self.dedupe_key,
+            received_at: self.received_at,
+            suite_id: self.suite_id,
+            corp_id: self.corp_id,
+            source: self.source,
+            kind: self.kind,
+            payload,
+            raw_xml: self.raw_xml,
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Envelope {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error as _;
-        let wire = WireEnvelope::deserialize(deserializer)?;
-        if wire.schema != SCHEMA_VERSION {
-            return Err(D::Error::custom(EnvelopeError::UnsupportedSchema {
-                found: wire.schema,
-            }));
-        }
-        let payload = match wire.source {
-            Source::Suite | Source::App => {
-                Payload::Wecom(Event::deserialize(wire.payload).map_err(D::Error::custom)?)
-            }
-            Source::Internal => {
-                Payload::Tenant(TenantEvent::deserialize(wire.payload).map_err(D::Error::custom)?)
-            }
-        };
-        Ok(Self {
-            schema: wire.schema,
-            id: wire.id,
-            dedupe_key: wire.dedupe_key,
-            received_at: wire.received_at,
-            suite_id: wire.suite_id,
-            corp_id: wire.corp_id,
-            source: wire.source,
-            kind: wire.kind,
-            payload,
-            raw_xml: wire.raw_xml,
-        })
+        WireEnvelope::deserialize(deserializer)?
+            .into_envelope()
+            .map_err(D::Error::custom)
     }
 }
 
@@ -546,5 +564,41 @@ mod tests {
         value["schema"] = 2.into();
         let err = Envelope::from_json(&serde_json::to_vec(&value).unwrap()).unwrap_err();
         assert!(err.to_string().contains("schema 2"), "{err}");
+    }
+    #[test]
+    fn another_schema_is_a_variant_callers_can_match() {
+        let env = Envelope::internal(
+            TenantEvent::Revoked(Tenant {
+                suite_id: "dk1".parse().unwrap(),
+                corp_id: "c".into(),
+                corp_name: None,
+                agent_id: None,
+                status: TenantStatus::Revoked,
+            }),
+            "x",
+        );
+        let mut value: serde_json::Value = serde_json::to_value(&env).unwrap();
+        value["schema"] = 2.into();
+        let body = serde_json::to_vec(&value).unwrap();
+        assert!(matches!(
+            Envelope::from_json(&body),
+            Err(EnvelopeError::UnsupportedSchema { found: 2 })
+        ));
+        // Also when the rest is another version's shape.
+        let body = br#"{"schema": 3, "event": {}}"#;
+        assert!(matches!(
+            Envelope::from_json(body),
+            Err(EnvelopeError::UnsupportedSchema { found: 3 })
+        ));
+        // Our version but not our shape, or not JSON: a JSON error.
+        let body = br#"{"schema": 1, "event": {}}"#;
+        assert!(matches!(
+            Envelope::from_json(body),
+            Err(EnvelopeError::Json(_))
+        ));
+        assert!(matches!(
+            Envelope::from_json(b"not json"),
+            Err(EnvelopeError::Json(_))
+        ));
     }
 }
