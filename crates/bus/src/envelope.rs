@@ -565,6 +565,7 @@ mod tests {
         let err = Envelope::from_json(&serde_json::to_vec(&value).unwrap()).unwrap_err();
         assert!(err.to_string().contains("schema 2"), "{err}");
     }
+
     #[test]
     fn another_schema_is_a_variant_callers_can_match() {
         let env = Envelope::internal(
