@@ -40,7 +40,7 @@ use store::auth_codes::{
     NewAuthCode,
 };
 use store::tenants::{self, Activation, TenantStatus};
-use store::{CorpId, StoreError};
+use store::{CorpId, StoreError, SuiteId};
 use tokens::TokenError;
 use uuid::Uuid;
 use wecom::api::{ApiError, AuthInfoResponse, ErrorClass};
@@ -65,7 +65,7 @@ pub(crate) async fn create_auth(
 ) -> Result<(), WorkerError> {
     let code = Code {
         kind: AuthCodeKind::CreateAuth,
-        value: &event.auth_code,
+        value: event.auth_code.expose(),
         suite_id: &event.suite_id,
         wecom_time: event.timestamp,
         state: event.state.as_deref(),
@@ -81,7 +81,7 @@ pub(crate) async fn reset_permanent_code(
 ) -> Result<(), WorkerError> {
     let code = Code {
         kind: AuthCodeKind::ResetPermanentCode,
-        value: &event.auth_code,
+        value: event.auth_code.expose(),
         suite_id: &event.suite_id,
         wecom_time: event.timestamp,
         state: None,
@@ -93,7 +93,7 @@ pub(crate) async fn reset_permanent_code(
 pub(crate) struct Code<'a> {
     pub(crate) kind: AuthCodeKind,
     pub(crate) value: &'a str,
-    pub(crate) suite_id: &'a str,
+    pub(crate) suite_id: &'a SuiteId,
     pub(crate) wecom_time: i64,
     pub(crate) state: Option<&'a str>,
 }

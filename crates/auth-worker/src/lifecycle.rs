@@ -39,7 +39,7 @@ pub(crate) async fn change_auth(
     event: &ChangeAuth,
 ) -> Result<(), WorkerError> {
     let suite = h.suite(&event.suite_id)?;
-    let corp_id = corp_id(&event.auth_corp_id)?;
+    let corp_id = event.auth_corp_id.clone();
     let mut tx = h.begin().await?;
     // Not guarded by the inbox: change_auth settles the tenant to what WeCom says *now*, so a
     // duplicate runs again — and so does a distinct push with the same text (the app disabled
@@ -88,7 +88,7 @@ pub(crate) async fn cancel_auth(
     event: &CancelAuth,
 ) -> Result<(), WorkerError> {
     let suite = h.suite(&event.suite_id)?;
-    let corp_id = corp_id(&event.auth_corp_id)?;
+    let corp_id = event.auth_corp_id.clone();
     let mut tx = h.begin().await?;
     if first_delivery(&mut tx, message).await? {
         let transition = tenants::revoke_tenant(&mut tx, &suite.id, &corp_id, event.timestamp)
@@ -102,11 +102,6 @@ pub(crate) async fn cancel_auth(
     }
     tx.commit().await.doing("committing the cancel_auth")?;
     notify::publish_committed(h, message, &suite.id, &corp_id, notify::revoked).await
-}
-
-/// Parses the corp id of an event; a malformed one can never succeed.
-fn corp_id(value: &str) -> Result<CorpId, WorkerError> {
-    CorpId::parse(value).map_err(|e| HandlerError::permanent(format!("AuthCorpId: {e}")).into())
 }
 
 /// An active or suspended tenant whose change_auth is being applied.

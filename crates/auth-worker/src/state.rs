@@ -61,16 +61,15 @@ impl AuthHandler {
 
     /// The suite's id and secret; an unconfigured suite is a configuration error: dead-letter
     /// (replay once the worker knows the suite).
-    pub(crate) fn suite(&self, suite_id: &str) -> Result<Suite, WorkerError> {
-        let config = self.suites.get(suite_id).ok_or_else(|| {
+    pub(crate) fn suite(&self, suite_id: &SuiteId) -> Result<Suite, WorkerError> {
+        let config = self.suites.get(suite_id.as_str()).ok_or_else(|| {
             HandlerError::permanent(format!(
                 "suite {suite_id} is not configured in this worker (DAIKAI_SUITES_FILE / \
                  WECOM_SUITE_ID)"
             ))
         })?;
-        let id = SuiteId::parse(suite_id).doing("parsing the suite id")?;
         Ok(Suite {
-            id,
+            id: suite_id.clone(),
             secret: config.suite_secret.clone(),
         })
     }

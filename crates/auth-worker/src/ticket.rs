@@ -27,7 +27,7 @@ pub(crate) async fn suite_ticket(
     }
     let ticket = NewTicket {
         suite_id: &suite.id,
-        ticket: &event.suite_ticket,
+        ticket: event.suite_ticket.expose(),
         wecom_time: event.timestamp,
         received_at: message.envelope.received_at,
     };

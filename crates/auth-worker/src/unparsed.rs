@@ -10,6 +10,7 @@
 
 use bus::consumer::{HandlerError, Message};
 use wecom::event::{CreateAuth, Event, ResetPermanentCode, Unknown};
+use wecom::ids::{AuthCode, SuiteId};
 
 /// The AuthCode event that can be salvaged from `event`, or why nothing can.
 pub(crate) fn salvage(message: &Message, event: &Unknown) -> Result<Event, HandlerError> {
@@ -24,15 +25,21 @@ pub(crate) fn salvage(message: &Message, event: &Unknown) -> Result<Event, Handl
              letter"
         )));
     }
-    let Some(auth_code) = event.field("AuthCode") else {
-        return Err(HandlerError::permanent(format!(
-            "{kind} event without a readable AuthCode ({why}); its raw XML is kept in this dead \
+    let unreadable = |field: &str| {
+        HandlerError::permanent(format!(
+            "{kind} event without a readable {field} ({why}); its raw XML is kept in this dead \
              letter"
-        )));
+        ))
     };
-    let suite_id = event
+    let auth_code: AuthCode = event
+        .field("AuthCode")
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| unreadable("AuthCode"))?;
+    let suite_id: SuiteId = event
         .field("SuiteId")
-        .unwrap_or_else(|| message.envelope.suite_id.clone());
+        .unwrap_or_else(|| message.envelope.suite_id.clone())
+        .parse()
+        .map_err(|_| unreadable("SuiteId"))?;
     let timestamp = event
         .field("TimeStamp")
         .and_then(|t| t.parse().ok())

@@ -20,7 +20,7 @@ const EXCHANGE_APIS: [&str; 2] = [
 
 fn auth_code_of(event: &Event) -> String {
     match event {
-        Event::CreateAuth(e) => e.auth_code.clone(),
+        Event::CreateAuth(e) => e.auth_code.expose().to_owned(),
         other => panic!("{other:?}"),
     }
 }
@@ -51,7 +51,7 @@ async fn a_burnt_auth_code_is_marked_failed_without_a_retry_loop() {
     // Someone else used the code first (a lost answer, another system): WeCom now says 40078.
     let suite_token = h
         .client
-        .get_suite_token(SUITE_ID, common::SUITE_SECRET, &ticket.suite_ticket)
+        .get_suite_token(SUITE_ID, common::SUITE_SECRET, ticket.suite_ticket.expose())
         .await
         .unwrap();
     h.client
@@ -241,22 +241,25 @@ async fn v1_is_used_when_v2_is_unavailable() {
     let worker = h.worker_with(config).await;
 
     h.publish(&Event::SuiteTicket(wecom::event::SuiteTicket {
-        suite_id: SUITE_ID.to_owned(),
-        suite_ticket: "ticket".to_owned(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        suite_ticket: "ticket".parse().unwrap(),
         timestamp: chrono::Utc::now().timestamp(),
     }))
     .await;
     h.publish(&Event::CreateAuth(CreateAuth {
-        suite_id: SUITE_ID.to_owned(),
-        auth_code: "v1-auth-code".to_owned(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_code: "v1-auth-code".parse().unwrap(),
         timestamp: chrono::Utc::now().timestamp(),
         state: None,
         extra_info: None,
     }))
     .await;
 
+    // The permanent code is committed first; get_auth_info's corp name follows.
     let tenant = h
-        .wait_tenant("wwv1corp", |t| t.status == TenantStatus::Active)
+        .wait_tenant("wwv1corp", |t| {
+            t.status == TenantStatus::Active && t.corp_name.as_deref() == Some("V1 Corp")
+        })
         .await;
     assert_eq!(tenant.agent_id, Some(7));
     assert_eq!(tenant.corp_name.as_deref(), Some("V1 Corp"));

@@ -35,8 +35,8 @@ async fn a_cancel_auth_hitting_a_statement_timeout_is_retried_and_revokes() {
         .await
         .unwrap();
     h.publish(&Event::CancelAuth(CancelAuth {
-        suite_id: SUITE_ID.to_owned(),
-        auth_corp_id: corp.clone(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_corp_id: corp.parse().unwrap(),
         timestamp: h.sim.clock.now_secs() + 5,
     }))
     .await;

@@ -20,8 +20,8 @@ async fn suite_ticket_is_stored_and_an_older_one_never_replaces_it() {
     let worker = h.worker().await;
     let ticket = |value: &str, timestamp| {
         Event::SuiteTicket(SuiteTicket {
-            suite_id: SUITE_ID.to_owned(),
-            suite_ticket: value.to_owned(),
+            suite_id: SUITE_ID.parse().unwrap(),
+            suite_ticket: value.parse().unwrap(),
             timestamp,
         })
     };
@@ -88,7 +88,7 @@ async fn create_auth_activates_the_tenant_and_publishes_tenant_activated() {
     let mut conn = h.pool().acquire().await.unwrap();
     let code = store::auth_codes::auth_code(
         &mut conn,
-        &store::auth_codes::AuthCodeHash::of(&create.auth_code),
+        &store::auth_codes::AuthCodeHash::of(create.auth_code.expose()),
     )
     .await
     .unwrap()
@@ -167,8 +167,8 @@ async fn reset_permanent_code_rotates_the_secret_and_drops_the_cached_corp_token
         .reset_secret(&corp, Some(SUITE_ID), common::NO_PUSH)
         .unwrap();
     let reset = Event::ResetPermanentCode(ResetPermanentCode {
-        suite_id: SUITE_ID.to_owned(),
-        auth_code: granted.auth_code,
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_code: granted.auth_code.parse().unwrap(),
         timestamp: h.sim.clock.now_secs() + 1,
     });
     h.publish(&reset).await;
@@ -215,8 +215,8 @@ async fn change_auth_rereads_the_scope_and_publishes_tenant_changed() {
         )
         .unwrap();
     let change = Event::ChangeAuth(ChangeAuth {
-        suite_id: SUITE_ID.to_owned(),
-        auth_corp_id: corp.clone(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_corp_id: corp.parse().unwrap(),
         timestamp: h.sim.clock.now_secs() + 1,
         state: None,
         extra_info: None,
@@ -251,8 +251,8 @@ async fn change_auth_suspends_a_tenant_whose_app_wecom_refuses() {
         .cancel(&corp, Some(SUITE_ID), common::NO_PUSH)
         .unwrap();
     let change = Event::ChangeAuth(ChangeAuth {
-        suite_id: SUITE_ID.to_owned(),
-        auth_corp_id: corp.clone(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_corp_id: corp.parse().unwrap(),
         timestamp: h.sim.clock.now_secs() + 1,
         state: None,
         extra_info: None,
@@ -283,8 +283,8 @@ async fn change_auth_follows_the_app_being_disabled_and_enabled_again() {
     h.wait_internal("tenant.activated").await;
     let change_auth = |timestamp| {
         Event::ChangeAuth(ChangeAuth {
-            suite_id: SUITE_ID.to_owned(),
-            auth_corp_id: corp.clone(),
+            suite_id: SUITE_ID.parse().unwrap(),
+            auth_corp_id: corp.parse().unwrap(),
             timestamp,
             state: None,
             extra_info: None,
@@ -360,8 +360,8 @@ async fn cancel_auth_revokes_the_tenant_and_deletes_its_secret_and_tokens() {
         .cancel(&corp, Some(SUITE_ID), common::NO_PUSH)
         .unwrap();
     let cancel = Event::CancelAuth(CancelAuth {
-        suite_id: SUITE_ID.to_owned(),
-        auth_corp_id: corp.clone(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_corp_id: corp.parse().unwrap(),
         timestamp: h.sim.clock.now_secs() + 1,
     });
     h.publish(&cancel).await;

@@ -56,16 +56,16 @@ fn auth_info_answer(corp: &str) -> serde_json::Value {
 
 fn ticket(timestamp: i64) -> Event {
     Event::SuiteTicket(SuiteTicket {
-        suite_id: SUITE_ID.to_owned(),
-        suite_ticket: "ticket".to_owned(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        suite_ticket: "ticket".parse().unwrap(),
         timestamp,
     })
 }
 
 fn create_auth(code: &str, timestamp: i64) -> Event {
     Event::CreateAuth(CreateAuth {
-        suite_id: SUITE_ID.to_owned(),
-        auth_code: code.to_owned(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_code: code.parse().unwrap(),
         timestamp,
         state: None,
         extra_info: None,
@@ -350,18 +350,18 @@ async fn auth_code_retries_are_scheduled_within_the_codes_life() {
         Utc::now() < expires_at,
         "all five attempts fit in the 30 seconds"
     );
-    let row = record(&h, &create.auth_code).await.unwrap();
+    let row = record(&h, create.auth_code.expose()).await.unwrap();
     assert_eq!(row.attempts, 5);
     assert!(row.last_attempt_at.unwrap() < expires_at);
     assert_eq!(messages_total(&worker.metrics, "create_auth", "retried"), 4);
     // The sweep records the expiry as such once the deadline has passed.
     wait_for("the code is recorded expired", || async {
-        record(&h, &create.auth_code)
+        record(&h, create.auth_code.expose())
             .await
             .filter(|r| r.state == AuthCodeState::Failed)
     })
     .await;
-    let row = record(&h, &create.auth_code).await.unwrap();
+    let row = record(&h, create.auth_code.expose()).await.unwrap();
     assert!(row.failure_reason.unwrap().starts_with("expired"));
     worker.stop().await;
     h.close().await;
@@ -461,8 +461,8 @@ async fn a_cancel_auth_that_does_not_fit_its_type_is_dead_lettered_with_its_xml(
 
 fn cancel_auth(corp: &str, timestamp: i64) -> Event {
     Event::CancelAuth(CancelAuth {
-        suite_id: SUITE_ID.to_owned(),
-        auth_corp_id: corp.to_owned(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_corp_id: corp.parse().unwrap(),
         timestamp,
     })
 }
@@ -499,7 +499,7 @@ async fn revocation_wins_within_one_second_whatever_the_order() {
         .await;
     h.publish(&event).await;
     let row = wait_for("the create_auth is settled", || async {
-        record(&h, &create.auth_code)
+        record(&h, create.auth_code.expose())
             .await
             .filter(|r| r.state != AuthCodeState::Received)
     })
@@ -534,8 +534,8 @@ async fn identical_change_auth_pushes_each_settle_the_tenant() {
     let worker = h.worker().await;
     let (corp, _) = h.active_tenant("Flip").await;
     let change = Event::ChangeAuth(ChangeAuth {
-        suite_id: SUITE_ID.to_owned(),
-        auth_corp_id: corp.clone(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_corp_id: corp.parse().unwrap(),
         timestamp: h.sim.clock.now_secs() + 1,
         state: None,
         extra_info: None,

@@ -105,8 +105,8 @@ async fn no_secret_reaches_a_column_or_a_log_line() {
 
     let (reset, _) = h.sim.reset_secret(&corp, Some(SUITE_ID), NO_PUSH).unwrap();
     h.publish(&Event::ResetPermanentCode(ResetPermanentCode {
-        suite_id: SUITE_ID.to_owned(),
-        auth_code: reset.auth_code.clone(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_code: reset.auth_code.parse().unwrap(),
         timestamp: h.sim.clock.now_secs() + 1,
     }))
     .await;
@@ -118,8 +118,8 @@ async fn no_secret_reaches_a_column_or_a_log_line() {
     assert_ne!(first_code, second_code);
 
     h.publish(&Event::ChangeAuth(ChangeAuth {
-        suite_id: SUITE_ID.to_owned(),
-        auth_corp_id: corp.clone(),
+        suite_id: SUITE_ID.parse().unwrap(),
+        auth_corp_id: corp.parse().unwrap(),
         timestamp: h.sim.clock.now_secs() + 2,
         state: None,
         extra_info: None,
@@ -135,9 +135,9 @@ async fn no_secret_reaches_a_column_or_a_log_line() {
     let secrets = [
         ("first permanent code", first_code.as_str()),
         ("second permanent code", second_code.as_str()),
-        ("create_auth AuthCode", create_auth.auth_code.as_str()),
+        ("create_auth AuthCode", create_auth.auth_code.expose()),
         ("reset AuthCode", reset.auth_code.as_str()),
-        ("suite ticket", ticket.suite_ticket.as_str()),
+        ("suite ticket", ticket.suite_ticket.expose()),
         ("first corp token", first_token.expose()),
         ("second corp token", second_token.expose()),
     ];
@@ -228,7 +228,7 @@ async fn an_auth_code_sealed_under_an_unknown_key_waits_for_a_replica_that_has_i
         &store::auth_codes::NewAuthCode {
             suite_id: &suite_id(),
             kind: store::auth_codes::AuthCodeKind::CreateAuth,
-            code: &create_auth.auth_code,
+            code: create_auth.auth_code.expose(),
             wecom_time: create_auth.timestamp,
             received_at: chrono::Utc::now(),
         },

@@ -75,8 +75,8 @@ async fn events_of_an_unconfigured_suite_are_dead_lettered_with_the_reason() {
     let h = Harness::start().await;
     let worker = h.worker().await;
     h.publish(&Event::SuiteTicket(SuiteTicket {
-        suite_id: "dkunknown".to_owned(),
-        suite_ticket: "t".to_owned(),
+        suite_id: "dkunknown".parse().unwrap(),
+        suite_ticket: "t".parse().unwrap(),
         timestamp: 1,
     }))
     .await;
@@ -120,7 +120,7 @@ async fn the_suite_ticket_survives_a_restart() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.ticket.expose_secret(), ticket.suite_ticket);
+    assert_eq!(stored.ticket.expose_secret(), ticket.suite_ticket.expose());
     drop(conn);
     worker.stop().await;
     h.close().await;

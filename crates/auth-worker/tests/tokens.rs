@@ -73,8 +73,8 @@ async fn two_worker_replicas_handling_events_of_one_corp_fetch_its_token_once() 
     let now = h.sim.clock.now_secs();
     for i in 0..6 {
         let change = Event::ChangeAuth(ChangeAuth {
-            suite_id: SUITE_ID.to_owned(),
-            auth_corp_id: corp.clone(),
+            suite_id: SUITE_ID.parse().unwrap(),
+            auth_corp_id: corp.parse().unwrap(),
             timestamp: now + i,
             state: None,
             extra_info: None,

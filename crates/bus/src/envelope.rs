@@ -487,8 +487,8 @@ mod tests {
     #[test]
     fn corp_id_comes_from_the_path_or_the_event() {
         let event = Event::CancelAuth(CancelAuth {
-            suite_id: "dk1".into(),
-            auth_corp_id: "wwcorp".into(),
+            suite_id: "dk1".parse().unwrap(),
+            auth_corp_id: "wwcorp".parse().unwrap(),
             timestamp: 1,
         });
         let xml = event.to_xml();
@@ -506,7 +506,7 @@ mod tests {
     #[test]
     fn internal_envelope_round_trips_and_dedupes_on_its_basis() {
         let tenant = Tenant {
-            suite_id: "dk1".into(),
+            suite_id: "dk1".parse().unwrap(),
             corp_id: "wwcorp".into(),
             corp_name: Some("Acme".into()),
             agent_id: Some(1_000_002),
@@ -537,8 +537,8 @@ mod tests {
             origin(Source::Suite),
             ticket_xml().into(),
             Event::SuiteTicket(SuiteTicket {
-                suite_id: "dk1".into(),
-                suite_ticket: "t".into(),
+                suite_id: "dk1".parse().unwrap(),
+                suite_ticket: "t".parse().unwrap(),
                 timestamp: 1,
             }),
         );
@@ -552,7 +552,7 @@ mod tests {
     fn other_schema_versions_are_refused() {
         let env = Envelope::internal(
             TenantEvent::Revoked(Tenant {
-                suite_id: "dk1".into(),
+                suite_id: "dk1".parse().unwrap(),
                 corp_id: "c".into(),
                 corp_name: None,
                 agent_id: None,

@@ -88,7 +88,7 @@ impl Handler for TestHandler {
 
 fn ticket_of(message: &Message) -> String {
     match message.envelope.wecom_event() {
-        Some(Event::SuiteTicket(t)) => t.suite_ticket.clone(),
+        Some(Event::SuiteTicket(t)) => t.suite_ticket.expose().to_owned(),
         _ => String::new(),
     }
 }
@@ -139,8 +139,8 @@ impl World {
 
     async fn publish_ticket(&self, ticket: &str) -> Envelope {
         let event = Event::SuiteTicket(SuiteTicket {
-            suite_id: "dk1".into(),
-            suite_ticket: ticket.into(),
+            suite_id: "dk1".parse().unwrap(),
+            suite_ticket: ticket.parse().unwrap(),
             timestamp: 1_700_000_000,
         });
         let xml = event.to_xml();

@@ -52,6 +52,15 @@ pub enum StoreError {
     },
 }
 
+impl From<wecom::ids::IdError> for StoreError {
+    fn from(error: wecom::ids::IdError) -> Self {
+        Self::Invalid {
+            what: error.what,
+            reason: error.reason.to_owned(),
+        }
+    }
+}
+
 impl StoreError {
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {

@@ -204,8 +204,8 @@ impl Sim {
         let suite_id = world.pick_suite(suite)?;
         let granted = world.authorize(corp_id, &suite_id, state.clone(), now)?;
         let event = Event::CreateAuth(CreateAuth {
-            suite_id: suite_id.clone(),
-            auth_code: granted.auth_code.clone(),
+            suite_id: id(&suite_id)?,
+            auth_code: id(&granted.auth_code)?,
             timestamp: now.div_euclid(1000),
             state,
             extra_info: None,
@@ -236,8 +236,8 @@ impl Sim {
         let suite_id = world.pick_suite(suite)?;
         let granted = world.reset_secret(corp_id, &suite_id, now)?;
         let event = Event::ResetPermanentCode(ResetPermanentCode {
-            suite_id: suite_id.clone(),
-            auth_code: granted.auth_code.clone(),
+            suite_id: id(&suite_id)?,
+            auth_code: id(&granted.auth_code)?,
             timestamp: now.div_euclid(1000),
         });
         let pending = self.push_to_suite(&world, &suite_id, &event, opts);
@@ -266,8 +266,8 @@ impl Sim {
         let suite_id = world.pick_suite(suite)?;
         world.cancel(corp_id, &suite_id)?;
         let event = Event::CancelAuth(CancelAuth {
-            suite_id: suite_id.clone(),
-            auth_corp_id: corp_id.to_owned(),
+            suite_id: id(&suite_id)?,
+            auth_corp_id: id(corp_id)?,
             timestamp: now.div_euclid(1000),
         });
         let pending = self.push_to_suite(&world, &suite_id, &event, opts);
@@ -298,7 +298,7 @@ impl Sim {
         let summary = corp.summary();
         let mut pending = Vec::new();
         for suite_id in suites {
-            let event = change_auth(&suite_id, corp_id, now);
+            let event = change_auth(&suite_id, corp_id, now)?;
             pending.extend(self.push_to_suite(&world, &suite_id, &event, opts));
         }
         Ok((summary, pending))
@@ -336,7 +336,7 @@ impl Sim {
         let mut world = self.write();
         let suite_id = world.pick_suite(suite)?;
         let agentid = world.set_disabled(corp_id, &suite_id, disabled)?;
-        let event = change_auth(&suite_id, corp_id, now);
+        let event = change_auth(&suite_id, corp_id, now)?;
         let pending = self.push_to_suite(&world, &suite_id, &event, opts);
         Ok((
             AppSwitched {
@@ -360,8 +360,8 @@ impl Sim {
         let suite_id = world.pick_suite(suite)?;
         let ticket = world.issue_ticket(&suite_id, now)?;
         let event = Event::SuiteTicket(SuiteTicket {
-            suite_id: suite_id.clone(),
-            suite_ticket: ticket.clone(),
+            suite_id: id(&suite_id)?,
+            suite_ticket: id(&ticket)?,
             timestamp: now.div_euclid(1000),
         });
         let pending = self.push_to_suite(&world, &suite_id, &event, opts);
@@ -543,14 +543,21 @@ pub struct ScopeChange {
 }
 
 /// The change_auth WeCom pushes when an admin changes an app's scope, grants or enablement.
-fn change_auth(suite_id: &str, corp_id: &str, now_ms: i64) -> Event {
-    Event::ChangeAuth(ChangeAuth {
-        suite_id: suite_id.to_owned(),
-        auth_corp_id: corp_id.to_owned(),
+fn change_auth(suite_id: &str, corp_id: &str, now_ms: i64) -> Result<Event, ControlError> {
+    Ok(Event::ChangeAuth(ChangeAuth {
+        suite_id: id(suite_id)?,
+        auth_corp_id: id(corp_id)?,
         timestamp: now_ms.div_euclid(1000),
         state: None,
         extra_info: None,
-    })
+    }))
+}
+
+/// An id or credential of the simulator's own making, as the typed event field it goes into.
+fn id<T: std::str::FromStr<Err = wecom::ids::IdError>>(value: &str) -> Result<T, ControlError> {
+    value
+        .parse()
+        .map_err(|e| ControlError::Internal(format!("the simulator made an unusable value: {e}")))
 }
 
 fn apply(

@@ -79,12 +79,12 @@ async fn template_callbacks_decrypt_with_the_suite_keys() {
         panic!("expected suite_ticket, got {event:?}");
     };
     assert_eq!(
-        pushed_ticket.suite_ticket,
+        pushed_ticket.suite_ticket.expose(),
         ticket["suite_ticket"].as_str().unwrap()
     );
     // The pushed ticket is the one get_suite_token accepts.
     h.client
-        .get_suite_token(SUITE_ID, SUITE_SECRET, &pushed_ticket.suite_ticket)
+        .get_suite_token(SUITE_ID, SUITE_SECRET, pushed_ticket.suite_ticket.expose())
         .await
         .unwrap();
 
@@ -92,7 +92,10 @@ async fn template_callbacks_decrypt_with_the_suite_keys() {
     let Event::CreateAuth(create) = event else {
         panic!("expected create_auth, got {event:?}");
     };
-    assert_eq!(create.auth_code, granted["auth_code"].as_str().unwrap());
+    assert_eq!(
+        create.auth_code.expose(),
+        granted["auth_code"].as_str().unwrap()
+    );
     assert_eq!(create.state.as_deref(), Some("s1"));
 
     h.ok(

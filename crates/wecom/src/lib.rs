@@ -1,5 +1,6 @@
 //! The WeCom (企业微信) protocol as a library, for 自建应用代开发 service providers.
 //!
+//! - [`ids`]: the ids and credentials of the protocol, each its own type, parsed at the boundary.
 //! - [`crypto`]: the callback crypto (WXBizMsgCrypt): signatures, AES-256-CBC with 32-byte PKCS#7.
 //! - [`callback`]: the encrypted POST envelope and the callback query string.
 //! - [`event`]: one typed enum for everything WeCom pushes, parsed from the decrypted XML.
@@ -12,4 +13,5 @@ pub mod api;
 pub mod callback;
 pub mod crypto;
 pub mod event;
+pub mod ids;
 pub mod suite;

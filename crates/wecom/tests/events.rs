@@ -53,8 +53,8 @@ fn suite_ticket_example_parses() {
     assert_eq!(
         event,
         Event::SuiteTicket(SuiteTicket {
-            suite_id: "dkXXXXXXXX".into(),
-            suite_ticket: "asdfasfdasdfasdf".into(),
+            suite_id: "dkXXXXXXXX".parse().unwrap(),
+            suite_ticket: "asdfasfdasdfasdf".parse().unwrap(),
             timestamp: 1_403_610_513,
         })
     );
@@ -70,8 +70,8 @@ fn create_auth_example_keeps_state_and_an_empty_extra_info() {
     assert_eq!(
         event,
         Event::CreateAuth(CreateAuth {
-            suite_id: "dkXXXXXXXX".into(),
-            auth_code: "AUTHCODE".into(),
+            suite_id: "dkXXXXXXXX".parse().unwrap(),
+            auth_code: "AUTHCODE".parse().unwrap(),
             timestamp: 1_403_610_513,
             state: Some("123".into()),
             extra_info: Some(String::new()),
@@ -101,8 +101,8 @@ fn change_auth_example_parses_with_comments_between_elements() {
     assert_eq!(
         event,
         Event::ChangeAuth(ChangeAuth {
-            suite_id: "dkXXXXXXXX".into(),
-            auth_corp_id: "wxf8b4f85f3a794e77".into(),
+            suite_id: "dkXXXXXXXX".parse().unwrap(),
+            auth_corp_id: "wxf8b4f85f3a794e77".parse().unwrap(),
             timestamp: 1_403_610_513,
             state: Some("abc".into()),
             extra_info: Some(String::new()),
@@ -118,8 +118,8 @@ fn cancel_auth_example_parses() {
     assert_eq!(
         event,
         Event::CancelAuth(CancelAuth {
-            suite_id: "dkXXXXXXXX".into(),
-            auth_corp_id: "wxf8b4f85f3a794e77".into(),
+            suite_id: "dkXXXXXXXX".parse().unwrap(),
+            auth_corp_id: "wxf8b4f85f3a794e77".parse().unwrap(),
             timestamp: 1_403_610_513,
         })
     );
@@ -133,8 +133,8 @@ fn reset_permanent_code_example_parses() {
     assert_eq!(
         event,
         Event::ResetPermanentCode(ResetPermanentCode {
-            suite_id: "dk4asffe9xxx4c0f4c".into(),
-            auth_code: "AUTHCODE".into(),
+            suite_id: "dk4asffe9xxx4c0f4c".parse().unwrap(),
+            auth_code: "AUTHCODE".parse().unwrap(),
             timestamp: 1_403_610_513,
         })
     );

@@ -293,8 +293,8 @@ impl Harness {
     pub async fn deliver_ticket(&self) -> SuiteTicket {
         let (issued, _) = self.sim.push_ticket(Some(SUITE_ID), NO_PUSH).unwrap();
         let ticket = SuiteTicket {
-            suite_id: SUITE_ID.to_owned(),
-            suite_ticket: issued.suite_ticket,
+            suite_id: SUITE_ID.parse().unwrap(),
+            suite_ticket: issued.suite_ticket.parse().unwrap(),
             timestamp: issued.timestamp,
         };
         self.publish(&Event::SuiteTicket(ticket.clone())).await;
@@ -330,8 +330,8 @@ impl Harness {
             .authorize(corp_id, Some(SUITE_ID), None, NO_PUSH)
             .unwrap();
         let event = Event::CreateAuth(CreateAuth {
-            suite_id: SUITE_ID.to_owned(),
-            auth_code: granted.auth_code,
+            suite_id: SUITE_ID.parse().unwrap(),
+            auth_code: granted.auth_code.parse().unwrap(),
             timestamp: self.sim.clock.now_secs(),
             state: None,
             extra_info: None,
@@ -345,8 +345,11 @@ impl Harness {
         let corp = self.corp(name);
         let (event, _) = self.authorize(&corp);
         self.publish(&event).await;
+        // Active with its auth info: the exchange and the get_auth_info that follows it.
         let tenant = self
-            .wait_tenant(&corp, |t| t.status == store::tenants::TenantStatus::Active)
+            .wait_tenant(&corp, |t| {
+                t.status == store::tenants::TenantStatus::Active && t.auth_info.is_some()
+            })
             .await;
         (corp, tenant)
     }

@@ -357,12 +357,12 @@ mod tests {
         let (pusher, _dispatcher) = Pusher::new(DeliveryConfig::default(), stats, 1);
         let crypto = CallbackCrypto::new("token", KEY).unwrap();
         let event = Event::SuiteTicket(SuiteTicket {
-            suite_id: "dk1".into(),
-            suite_ticket: "t1".into(),
+            suite_id: "dk1".parse().unwrap(),
+            suite_ticket: "t1".parse().unwrap(),
             timestamp: 1,
         });
         let dest = Destination::Suite {
-            suite_id: "dk1".into(),
+            suite_id: "dk1".parse().unwrap(),
         };
         let push = pusher.seal(&event, dest, crypto.clone()).unwrap();
         let body = push.body();
@@ -386,7 +386,7 @@ mod tests {
     fn urls_and_receive_ids() {
         let base = Url::parse("http://ingress:8080/prefix/").unwrap();
         let app = Destination::App {
-            suite_id: "dk1".into(),
+            suite_id: "dk1".parse().unwrap(),
             corp_id: "ww2".into(),
             agent_id: 1_000_002,
         };
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(app.receive_id(), "ww2");
         assert_eq!(app.agent_id(), "1000002");
         let suite = Destination::Suite {
-            suite_id: "dk1".into(),
+            suite_id: "dk1".parse().unwrap(),
         };
         assert_eq!(
             suite.url(&base),
@@ -412,15 +412,15 @@ mod tests {
         let (pusher, _dispatcher) = Pusher::new(DeliveryConfig::default(), stats, 1);
         let crypto = CallbackCrypto::new("token", KEY).unwrap();
         let event = Event::SuiteTicket(SuiteTicket {
-            suite_id: "dk1".into(),
-            suite_ticket: "t1".into(),
+            suite_id: "dk1".parse().unwrap(),
+            suite_ticket: "t1".parse().unwrap(),
             timestamp: 1,
         });
         let push = pusher
             .seal(
                 &event,
                 Destination::Suite {
-                    suite_id: "dk1".into(),
+                    suite_id: "dk1".parse().unwrap(),
                 },
                 crypto,
             )

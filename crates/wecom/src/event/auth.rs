@@ -7,14 +7,15 @@ use serde::{Deserialize, Serialize};
 use super::EventError;
 use super::fields::Fields;
 use super::writer::XmlWriter;
+use crate::ids::{AuthCode, CorpId, SuiteId, Ticket};
 
 /// `InfoType=suite_ticket`: the ticket needed to get a suite access token, pushed every 10 minutes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuiteTicket {
     /// The template id (`dk…`).
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The ticket (valid 30 minutes; always keep the newest by `timestamp`).
-    pub suite_ticket: String,
+    pub suite_ticket: Ticket,
     /// WeCom's `TimeStamp` of this push.
     pub timestamp: i64,
 }
@@ -23,9 +24,9 @@ pub struct SuiteTicket {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateAuth {
     /// The template id.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// Temporary code to exchange for the permanent code (the app secret).
-    pub auth_code: String,
+    pub auth_code: AuthCode,
     /// WeCom's `TimeStamp`.
     pub timestamp: i64,
     /// `State` given to the customized auth URL, if any.
@@ -40,9 +41,9 @@ pub struct CreateAuth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeAuth {
     /// The template id.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The corp whose authorization changed.
-    pub auth_corp_id: String,
+    pub auth_corp_id: CorpId,
     /// WeCom's `TimeStamp`.
     pub timestamp: i64,
     /// `State`, if any.
@@ -57,9 +58,9 @@ pub struct ChangeAuth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CancelAuth {
     /// The template id.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The corp that removed the app.
-    pub auth_corp_id: String,
+    pub auth_corp_id: CorpId,
     /// WeCom's `TimeStamp`.
     pub timestamp: i64,
 }
@@ -68,9 +69,9 @@ pub struct CancelAuth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResetPermanentCode {
     /// The template id.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// Temporary code to exchange for the new permanent code.
-    pub auth_code: String,
+    pub auth_code: AuthCode,
     /// WeCom's `TimeStamp`.
     pub timestamp: i64,
 }
@@ -80,15 +81,15 @@ impl SuiteTicket {
 
     pub(crate) fn read(f: Fields<'_>) -> Result<Self, EventError> {
         Ok(Self {
-            suite_id: f.required("SuiteId")?,
-            suite_ticket: f.required("SuiteTicket")?,
+            suite_id: f.required_id("SuiteId")?,
+            suite_ticket: f.required_id("SuiteTicket")?,
             timestamp: f.required_number("TimeStamp")?,
         })
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter) {
-        header(w, &self.suite_id, Self::INFO_TYPE, self.timestamp)
-            .text("SuiteTicket", &self.suite_ticket);
+        header(w, self.suite_id.as_str(), Self::INFO_TYPE, self.timestamp)
+            .text("SuiteTicket", self.suite_ticket.expose());
     }
 }
 
@@ -97,8 +98,8 @@ impl CreateAuth {
 
     pub(crate) fn read(f: Fields<'_>) -> Result<Self, EventError> {
         Ok(Self {
-            suite_id: f.required("SuiteId")?,
-            auth_code: f.required("AuthCode")?,
+            suite_id: f.required_id("SuiteId")?,
+            auth_code: f.required_id("AuthCode")?,
             timestamp: f.required_number("TimeStamp")?,
             state: f.string("State"),
             extra_info: f.string("ExtraInfo"),
@@ -106,8 +107,8 @@ impl CreateAuth {
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter) {
-        header(w, &self.suite_id, Self::INFO_TYPE, self.timestamp)
-            .text("AuthCode", &self.auth_code)
+        header(w, self.suite_id.as_str(), Self::INFO_TYPE, self.timestamp)
+            .text("AuthCode", self.auth_code.expose())
             .opt_text("State", self.state.as_deref())
             .opt_text("ExtraInfo", self.extra_info.as_deref());
     }
@@ -118,8 +119,8 @@ impl ChangeAuth {
 
     pub(crate) fn read(f: Fields<'_>) -> Result<Self, EventError> {
         Ok(Self {
-            suite_id: f.required("SuiteId")?,
-            auth_corp_id: f.required("AuthCorpId")?,
+            suite_id: f.required_id("SuiteId")?,
+            auth_corp_id: f.required_id("AuthCorpId")?,
             timestamp: f.required_number("TimeStamp")?,
             state: f.string("State"),
             extra_info: f.string("ExtraInfo"),
@@ -127,8 +128,8 @@ impl ChangeAuth {
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter) {
-        header(w, &self.suite_id, Self::INFO_TYPE, self.timestamp)
-            .text("AuthCorpId", &self.auth_corp_id)
+        header(w, self.suite_id.as_str(), Self::INFO_TYPE, self.timestamp)
+            .text("AuthCorpId", self.auth_corp_id.as_str())
             .opt_text("State", self.state.as_deref())
             .opt_text("ExtraInfo", self.extra_info.as_deref());
     }
@@ -139,15 +140,15 @@ impl CancelAuth {
 
     pub(crate) fn read(f: Fields<'_>) -> Result<Self, EventError> {
         Ok(Self {
-            suite_id: f.required("SuiteId")?,
-            auth_corp_id: f.required("AuthCorpId")?,
+            suite_id: f.required_id("SuiteId")?,
+            auth_corp_id: f.required_id("AuthCorpId")?,
             timestamp: f.required_number("TimeStamp")?,
         })
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter) {
-        header(w, &self.suite_id, Self::INFO_TYPE, self.timestamp)
-            .text("AuthCorpId", &self.auth_corp_id);
+        header(w, self.suite_id.as_str(), Self::INFO_TYPE, self.timestamp)
+            .text("AuthCorpId", self.auth_corp_id.as_str());
     }
 }
 
@@ -156,15 +157,15 @@ impl ResetPermanentCode {
 
     pub(crate) fn read(f: Fields<'_>) -> Result<Self, EventError> {
         Ok(Self {
-            suite_id: f.required("SuiteId")?,
-            auth_code: f.required("AuthCode")?,
+            suite_id: f.required_id("SuiteId")?,
+            auth_code: f.required_id("AuthCode")?,
             timestamp: f.required_number("TimeStamp")?,
         })
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter) {
-        header(w, &self.suite_id, Self::INFO_TYPE, self.timestamp)
-            .text("AuthCode", &self.auth_code);
+        header(w, self.suite_id.as_str(), Self::INFO_TYPE, self.timestamp)
+            .text("AuthCode", self.auth_code.expose());
     }
 }
 

@@ -29,6 +29,15 @@ pub enum EventError {
     /// A field this event kind cannot do without is absent (or empty).
     #[error("event field {0} is missing")]
     MissingField(&'static str),
+    /// An id or credential field that is not a valid one (`wecom::ids`); its value is not
+    /// quoted, since it may be a secret.
+    #[error("event field {field} {reason}")]
+    InvalidId {
+        /// The XML element name.
+        field: &'static str,
+        /// Why the value was refused.
+        reason: &'static str,
+    },
     /// A field is present but its value has the wrong shape (e.g. a non-numeric department id).
     #[error("event field {field} has an invalid value {value:?}")]
     InvalidField {

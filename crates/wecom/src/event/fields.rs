@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use super::EventError;
 use super::dom::Element;
+use crate::ids::IdError;
 
 /// The children of one element (usually the `<xml>` root), read by name.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +50,23 @@ impl<'a> Fields<'a> {
     pub(crate) fn required(self, name: &'static str) -> Result<String, EventError> {
         match self.raw(name) {
             Some(text) if !text.trim().is_empty() => Ok(text.to_owned()),
+            _ => Err(EventError::MissingField(name)),
+        }
+    }
+
+    /// An id or credential that must be present: trimmed, then parsed into its type
+    /// (`wecom::ids`), so an invalid one never gets past the parser.
+    pub(crate) fn required_id<T>(self, name: &'static str) -> Result<T, EventError>
+    where
+        T: TryFrom<String, Error = IdError>,
+    {
+        match self.key(name) {
+            Some(text) if !text.is_empty() => {
+                T::try_from(text.to_owned()).map_err(|error| EventError::InvalidId {
+                    field: name,
+                    reason: error.reason,
+                })
+            }
             _ => Err(EventError::MissingField(name)),
         }
     }

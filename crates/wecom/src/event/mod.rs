@@ -121,11 +121,11 @@ impl Event {
     /// The template id (`SuiteId`), when the event carries one.
     pub fn suite_id(&self) -> Option<&str> {
         match self {
-            Self::SuiteTicket(e) => Some(&e.suite_id),
-            Self::CreateAuth(e) => Some(&e.suite_id),
-            Self::ChangeAuth(e) => Some(&e.suite_id),
-            Self::CancelAuth(e) => Some(&e.suite_id),
-            Self::ResetPermanentCode(e) => Some(&e.suite_id),
+            Self::SuiteTicket(e) => Some(e.suite_id.as_str()),
+            Self::CreateAuth(e) => Some(e.suite_id.as_str()),
+            Self::ChangeAuth(e) => Some(e.suite_id.as_str()),
+            Self::CancelAuth(e) => Some(e.suite_id.as_str()),
+            Self::ResetPermanentCode(e) => Some(e.suite_id.as_str()),
             Self::ChangeContact(e) => e.suite_id.as_deref(),
             Self::AppEvent(e) => e.fields.get("SuiteId").map(String::as_str),
             Self::Message(e) => e.fields.get("SuiteId").map(String::as_str),
@@ -137,8 +137,8 @@ impl Event {
     /// `None` for suite tickets and for create_auth/reset_permanent_code, which do not name it.
     pub fn auth_corp_id(&self) -> Option<&str> {
         match self {
-            Self::ChangeAuth(e) => Some(&e.auth_corp_id),
-            Self::CancelAuth(e) => Some(&e.auth_corp_id),
+            Self::ChangeAuth(e) => Some(e.auth_corp_id.as_str()),
+            Self::CancelAuth(e) => Some(e.auth_corp_id.as_str()),
             Self::ChangeContact(e) => e.auth_corp_id.as_deref(),
             Self::AppEvent(e) => e.to_user_name.as_deref(),
             Self::Message(e) => e.to_user_name.as_deref(),

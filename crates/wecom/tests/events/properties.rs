@@ -15,6 +15,11 @@ fn required() -> impl Strategy<Value = String> {
     any::<String>().prop_filter("blank", |s| !s.trim().is_empty())
 }
 
+/// An id or credential (`wecom::ids`): what its parser accepts.
+fn id<T: std::str::FromStr + std::fmt::Debug>() -> impl Strategy<Value = T> {
+    "[!-~\u{4e00}-\u{4e10}]{1,64}".prop_filter_map("a valid id", |s| s.parse().ok())
+}
+
 /// A list item: no comma, no surrounding whitespace.
 fn item() -> impl Strategy<Value = String> {
     "[A-Za-z0-9_.@\\-\u{4e00}-\u{4e10}]{1,16}"
@@ -185,14 +190,14 @@ fn message() -> impl Strategy<Value = Message> {
 
 fn template_event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        (required(), required(), any::<i64>()).prop_map(|(suite_id, suite_ticket, timestamp)| {
+        (id(), id(), any::<i64>()).prop_map(|(suite_id, suite_ticket, timestamp)| {
             Event::SuiteTicket(SuiteTicket {
                 suite_id,
                 suite_ticket,
                 timestamp,
             })
         }),
-        (required(), required(), any::<i64>(), of(text()), of(text())).prop_map(
+        (id(), id(), any::<i64>(), of(text()), of(text())).prop_map(
             |(suite_id, auth_code, timestamp, state, extra_info)| {
                 Event::CreateAuth(CreateAuth {
                     suite_id,
@@ -203,7 +208,7 @@ fn template_event() -> impl Strategy<Value = Event> {
                 })
             }
         ),
-        (required(), required(), any::<i64>(), of(text()), of(text())).prop_map(
+        (id(), id(), any::<i64>(), of(text()), of(text())).prop_map(
             |(suite_id, auth_corp_id, timestamp, state, extra_info)| {
                 Event::ChangeAuth(ChangeAuth {
                     suite_id,
@@ -214,14 +219,14 @@ fn template_event() -> impl Strategy<Value = Event> {
                 })
             }
         ),
-        (required(), required(), any::<i64>()).prop_map(|(suite_id, auth_corp_id, timestamp)| {
+        (id(), id(), any::<i64>()).prop_map(|(suite_id, auth_corp_id, timestamp)| {
             Event::CancelAuth(CancelAuth {
                 suite_id,
                 auth_corp_id,
                 timestamp,
             })
         }),
-        (required(), required(), any::<i64>()).prop_map(|(suite_id, auth_code, timestamp)| {
+        (id(), id(), any::<i64>()).prop_map(|(suite_id, auth_code, timestamp)| {
             Event::ResetPermanentCode(ResetPermanentCode {
                 suite_id,
                 auth_code,
