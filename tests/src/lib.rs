@@ -12,18 +12,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bus::{Envelope, Namespace, Topology, WorkQueue};
+use bus::{Envelope, Topology, WorkQueue};
 use lapin::options::BasicGetOptions;
 use lapin::{Channel, Connection};
 use sqlx::PgPool;
 use store::tenants::Tenant;
 use store::testing::TestDatabase;
-use store::{CorpId, SuiteId};
+use test_support::{DEADLINE, amqp_url, init_logs, wait_for, wait_until};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wecom::suite::Suites;
@@ -41,36 +40,12 @@ pub const TOKEN: &str = "e2eToken";
 pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 /// `DAIKAI_SECRET_KEY` of the tests (32 bytes of 0x2a).
 pub const SECRET_KEY: &str = "e2e:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
-/// How long a poll waits before the test fails (a deadline, not a timing assertion).
-pub const DEADLINE: Duration = Duration::from_mins(1);
 
 /// Push the callback and wait for its delivery report.
 pub const PUSH_AND_WAIT: PushOpts = PushOpts {
     push: true,
     wait: true,
 };
-
-/// `DATABASE_URL`, or the local Postgres.
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| store::testing::DEFAULT_URL.to_owned())
-}
-
-/// `AMQP_URL`, or the local broker.
-pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| bus::DEFAULT_AMQP_URL.into())
-}
-
-/// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=info`).
-pub fn init_logs() {
-    if let Ok(filter) = std::env::var("TEST_LOG") {
-        drop(
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_test_writer()
-                .try_init(),
-        );
-    }
-}
 
 /// A running service task and its stop button.
 struct Running {
@@ -131,14 +106,12 @@ impl Stack {
     /// Same, with the simulator's configuration adjusted by `tweak` (delivery modes, faults).
     pub async fn start_with(tweak: impl FnOnce(&mut SimConfig)) -> Self {
         init_logs();
-        let admin_url = database_url();
-        let db = TestDatabase::create(&admin_url).await.unwrap();
-        let mut db_url = url::Url::parse(&admin_url).unwrap();
-        db_url.set_path(&format!("/{}", db.name()));
-        let namespace = Namespace::new(&format!("t{}.", uuid::Uuid::new_v4().simple())).unwrap();
-        let topology = Topology::new(namespace);
-        let broker = bus::BrokerUrl::parse(&amqp_url()).unwrap();
-        let admin_conn = bus::connect(&broker, "e2e-admin").await.unwrap();
+        let db = test_support::test_db().await;
+        let db_url = db.url().to_owned();
+        let topology = Topology::new(test_support::test_namespace());
+        let admin_conn = bus::connect(&test_support::broker_url(), "e2e-admin")
+            .await
+            .unwrap();
         let admin = admin_conn.create_channel().await.unwrap();
         topology.declare(&admin).await.unwrap();
 
@@ -171,7 +144,7 @@ impl Stack {
             sim_base,
             ingress_addr,
             topology,
-            db_url: db_url.to_string(),
+            db_url,
             admin,
             admin_conn,
             ingress: ingress.1,
@@ -276,22 +249,14 @@ impl Stack {
 
     /// The tenant row of `corp_id`, if any.
     pub async fn tenant(&self, corp_id: &str) -> Option<Tenant> {
-        let mut conn = self.pool().acquire().await.unwrap();
-        store::tenants::tenant(
-            &mut conn,
-            &SuiteId::parse(SUITE_ID).unwrap(),
-            &CorpId::parse(corp_id).unwrap(),
-        )
-        .await
-        .unwrap()
+        let (suite, corp) = (test_support::suite(SUITE_ID), test_support::corp(corp_id));
+        test_support::tenant(self.pool(), &suite, &corp).await
     }
 
     /// Polls the tenant row until `ready` holds.
     pub async fn wait_tenant(&self, corp_id: &str, ready: impl Fn(&Tenant) -> bool) -> Tenant {
-        wait_for("the tenant reaches the expected state", || async {
-            self.tenant(corp_id).await.filter(|t| ready(t))
-        })
-        .await
+        let (suite, corp) = (test_support::suite(SUITE_ID), test_support::corp(corp_id));
+        test_support::wait_tenant(self.pool(), &suite, &corp, ready).await
     }
 
     /// Calls the simulator answered for `api` (e.g. `service/v2/get_permanent_code`).
@@ -394,33 +359,4 @@ pub async fn delivered(pending: Vec<Pending>) -> Vec<DeliveryReport> {
         }
     }
     reports
-}
-
-/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`].
-pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls `condition` until it holds, failing after [`DEADLINE`].
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    wait_for(what, || {
-        let fut = condition();
-        async move { fut.await.then_some(()) }
-    })
-    .await;
 }

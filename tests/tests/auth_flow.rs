@@ -131,7 +131,7 @@ fn serde_json_scope() -> Scope {
 
 /// Collects tenant events until at least `n` distinct ones (by dedupe key) arrived.
 async fn wait_for_events(stack: &Stack, n: usize) -> Vec<bus::Envelope> {
-    let deadline = tokio::time::Instant::now() + daikai_tests::DEADLINE;
+    let deadline = tokio::time::Instant::now() + test_support::DEADLINE;
     let mut events: Vec<bus::Envelope> = Vec::new();
     while events.len() < n {
         assert!(

@@ -7,9 +7,10 @@
 mod common;
 
 use chrono::TimeDelta;
-use common::{Harness, SUITE_ID, messages_total, wait_until};
+use common::{Harness, SUITE_ID, messages_total};
 use store::auth_codes::{AuthCodeHash, AuthCodeRecord, AuthCodeState};
 use store::tenants::TenantStatus;
+use test_support::wait_until;
 use wecom::event::{CreateAuth, Event};
 use wecom_sim::faults::FaultConfig;
 

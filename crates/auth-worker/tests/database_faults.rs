@@ -5,8 +5,9 @@
 
 mod common;
 
-use common::{Harness, SUITE_ID, messages_total, wait_until};
+use common::{Harness, SUITE_ID, messages_total};
 use store::tenants::TenantStatus;
+use test_support::wait_until;
 use wecom::event::{CancelAuth, Event};
 
 #[tokio::test]

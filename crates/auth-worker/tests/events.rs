@@ -7,9 +7,10 @@
 mod common;
 
 use bus::{Payload, TenantEvent, TenantStatus as BusStatus};
-use common::{Harness, SUITE_ID, messages_total, suite_id, wait_for, wait_until};
+use common::{Harness, SUITE_ID, messages_total, suite_id};
 use secrecy::ExposeSecret as _;
 use store::tenants::TenantStatus;
+use test_support::{wait_for, wait_until};
 use wecom::event::{CancelAuth, ChangeAuth, Event, ResetPermanentCode, SuiteTicket};
 use wecom_sim::scope::Scope;
 use wecom_sim::sim::ScopeChange;

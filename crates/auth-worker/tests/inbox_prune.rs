@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{Harness, wait_until};
+use common::Harness;
+use test_support::wait_until;
 
 async fn count(h: &Harness, prefix: &str) -> i64 {
     sqlx::query_scalar("select count(*) from inbox where dedupe_key like $1 || '-%'")

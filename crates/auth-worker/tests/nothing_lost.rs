@@ -10,9 +10,10 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{Harness, SUITE_ID, messages_total, wait_for, wait_until};
+use common::{Harness, SUITE_ID, messages_total};
 use store::auth_codes::{AuthCodeHash, AuthCodeRecord, AuthCodeState};
 use store::tenants::TenantStatus;
+use test_support::{wait_for, wait_until};
 use wecom::event::{CancelAuth, ChangeAuth, CreateAuth, Event, SuiteTicket};
 use wecom_sim::faults::FaultConfig;
 use wiremock::matchers::{method, path};

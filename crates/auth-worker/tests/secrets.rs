@@ -9,9 +9,10 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{Harness, NO_PUSH, SUITE_ID, suite_id, wait_until};
+use common::{Harness, NO_PUSH, SUITE_ID, suite_id};
 use store::CorpId;
 use store::tenants::TenantStatus;
+use test_support::wait_until;
 use wecom::event::{ChangeAuth, Event, ResetPermanentCode};
 
 /// A log sink tests can read back.

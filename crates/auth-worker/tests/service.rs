@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{Harness, SUITE_ID, messages_total, suite_id, suite_secret, wait_for};
+use common::{Harness, SUITE_ID, messages_total, suite_id, suite_secret};
 use secrecy::ExposeSecret as _;
 use store::testing::TestDatabase;
+use test_support::wait_for;
 use wecom::event::{Event, SuiteTicket};
 
 async fn get(addr: std::net::SocketAddr, route: &str) -> (u16, String) {
@@ -58,11 +59,11 @@ async fn probes_and_metrics_answer_on_the_health_address() {
 #[tokio::test]
 async fn the_worker_refuses_to_start_on_an_unmigrated_database() {
     let h = Harness::start().await;
-    let empty = TestDatabase::create_empty(&common::database_url())
+    let empty = TestDatabase::create_empty(&test_support::database_url())
         .await
         .unwrap();
     let mut config = h.worker_config();
-    config.database_url = common::database_url_for(&common::database_url(), empty.name()).into();
+    config.database_url = empty.url().to_owned().into();
     let err = auth_worker::Application::build(config).await.unwrap_err();
     let message = format!("{err:#}");
     assert!(message.contains("daikai migrate"), "{message}");

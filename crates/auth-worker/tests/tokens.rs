@@ -7,8 +7,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Harness, SUITE_ID, messages_total, suite_id, wait_until};
+use common::{Harness, SUITE_ID, messages_total, suite_id};
 use store::CorpId;
+use test_support::wait_until;
 use tokio::sync::Barrier;
 use wecom::event::{ChangeAuth, Event};
 use wecom_sim::faults::FaultConfig;

@@ -3,8 +3,6 @@
 //! AuthCodes: recorded on arrival, exchanged at most once, outcome recorded
 //! (docs/architecture.md §4.5).
 
-mod common;
-
 use chrono::{TimeDelta, Utc};
 use secrecy::ExposeSecret as _;
 use store::SecretBox;
@@ -44,9 +42,9 @@ fn fresh<'a>(suite: &'a store::SuiteId, code: &'static str) -> NewAuthCode<'a> {
 
 #[tokio::test]
 async fn recording_is_idempotent_and_sets_the_ten_minute_deadline() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk1");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk1");
     let mut conn = db.pool().acquire().await.unwrap();
     let code = fresh(&suite, "AUTHCODE-1");
     let (first, new) = record_auth_code(&mut conn, &secrets, &code).await.unwrap();
@@ -66,9 +64,9 @@ async fn recording_is_idempotent_and_sets_the_ten_minute_deadline() {
 
 #[tokio::test]
 async fn a_claimed_code_is_exchanged_once_and_duplicates_see_the_outcome() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk1");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk1");
     let hash = AuthCodeHash::of("CODE-X");
     let mut a = db.pool().acquire().await.unwrap();
     record_auth_code(&mut a, &secrets, &fresh(&suite, "CODE-X"))
@@ -89,7 +87,7 @@ async fn a_claimed_code_is_exchanged_once_and_duplicates_see_the_outcome() {
         other => panic!("a claimed code must be busy for others, got {other:?}"),
     }
 
-    let corp = common::corp("wwcorp");
+    let corp = test_support::corp("wwcorp");
     let record = mark_auth_code_exchanged(&mut a, &hash, &corp, claimed.claim_id)
         .await
         .unwrap();
@@ -112,9 +110,9 @@ async fn a_claimed_code_is_exchanged_once_and_duplicates_see_the_outcome() {
 
 #[tokio::test]
 async fn a_lapsed_claim_can_be_taken_and_a_released_one_at_once() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk1");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk1");
     let hash = AuthCodeHash::of("LAPSE");
     let mut conn = db.pool().acquire().await.unwrap();
     record_auth_code(&mut conn, &secrets, &fresh(&suite, "LAPSE"))
@@ -141,9 +139,9 @@ async fn a_lapsed_claim_can_be_taken_and_a_released_one_at_once() {
 
 #[tokio::test]
 async fn a_permanent_code_in_hand_overrides_a_failure_recorded_meanwhile() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk1");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk1");
     let hash = AuthCodeHash::of("RACE");
     let mut conn = db.pool().acquire().await.unwrap();
     record_auth_code(&mut conn, &secrets, &fresh(&suite, "RACE"))
@@ -154,7 +152,7 @@ async fn a_permanent_code_in_hand_overrides_a_failure_recorded_meanwhile() {
     mark_auth_code_failed(&mut conn, &hash, "40078: invalid auth_code")
         .await
         .unwrap();
-    let corp = common::corp("wwrace");
+    let corp = test_support::corp("wwrace");
     let mut tx = db.pool().begin().await.unwrap();
     let locked = lock_auth_code(&mut tx, &hash).await.unwrap().unwrap();
     assert_eq!(locked.state, AuthCodeState::Failed);
@@ -186,9 +184,9 @@ async fn a_permanent_code_in_hand_overrides_a_failure_recorded_meanwhile() {
 
 #[tokio::test]
 async fn a_burnt_code_is_failed_once_and_never_claimed_again() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk1");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk1");
     let hash = AuthCodeHash::of("BURNT");
     let mut conn = db.pool().acquire().await.unwrap();
     record_auth_code(&mut conn, &secrets, &fresh(&suite, "BURNT"))
@@ -236,9 +234,9 @@ async fn a_burnt_code_is_failed_once_and_never_claimed_again() {
 
 #[tokio::test]
 async fn an_expired_code_is_reported_once_then_stays_failed() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk1");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk1");
     let mut conn = db.pool().acquire().await.unwrap();
     let old = Utc::now() - TimeDelta::minutes(11);
     let code = NewAuthCode {
@@ -267,9 +265,9 @@ async fn an_expired_code_is_reported_once_then_stays_failed() {
 
 #[tokio::test]
 async fn the_sweep_fails_codes_nobody_processed_in_time() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk1");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk1");
     let mut conn = db.pool().acquire().await.unwrap();
     let old = Utc::now() - TimeDelta::minutes(30);
     let lost = NewAuthCode {
@@ -298,9 +296,9 @@ async fn the_sweep_fails_codes_nobody_processed_in_time() {
 
 #[tokio::test]
 async fn the_sweep_leaves_a_claimed_code_to_its_claimant() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk1");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk1");
     let mut conn = db.pool().acquire().await.unwrap();
     // Issued 9 minutes 57 seconds ago; claimed just before its deadline.
     let issued = Utc::now() - TimeDelta::seconds(597);
@@ -321,10 +319,14 @@ async fn the_sweep_leaves_a_claimed_code_to_its_claimant() {
         claim_auth_code(&mut conn, &secrets, &hash).await.unwrap(),
         Claim::Busy { .. }
     ));
-    let record =
-        mark_auth_code_exchanged(&mut conn, &hash, &common::corp("wwlate"), claimed.claim_id)
-            .await
-            .unwrap();
+    let record = mark_auth_code_exchanged(
+        &mut conn,
+        &hash,
+        &test_support::corp("wwlate"),
+        claimed.claim_id,
+    )
+    .await
+    .unwrap();
     assert_eq!(record.state, AuthCodeState::Exchanged);
     drop(conn);
     db.drop_database().await.unwrap();

@@ -4,8 +4,6 @@
 //! with no free connection. Each of them heals by itself, so none may dead-letter a message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
@@ -31,7 +29,7 @@ async fn connect(db: &store::testing::TestDatabase) -> PgConnection {
 
 #[tokio::test]
 async fn a_statement_timeout_is_transient() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let mut conn = connect(&db).await;
     sqlx::query("set statement_timeout = '100ms'")
         .execute(&mut conn)
@@ -51,7 +49,7 @@ async fn a_statement_timeout_is_transient() {
 #[tokio::test]
 async fn a_write_to_a_read_only_database_is_transient() {
     // What a client sees when its pool still points at a primary that was demoted in a failover.
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let mut conn = connect(&db).await;
     let mut tx = conn.begin().await.unwrap();
     sqlx::query("set transaction read only")
@@ -72,7 +70,7 @@ async fn a_write_to_a_read_only_database_is_transient() {
 
 #[tokio::test]
 async fn an_idle_transaction_killed_by_the_server_is_transient() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let mut conn = connect(&db).await;
     sqlx::query("set idle_in_transaction_session_timeout = '100ms'")
         .execute(&mut conn)
@@ -98,7 +96,7 @@ async fn an_idle_transaction_killed_by_the_server_is_transient() {
 
 #[tokio::test]
 async fn a_pool_with_no_free_connection_is_transient() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_millis(200))
@@ -117,7 +115,7 @@ async fn a_pool_with_no_free_connection_is_transient() {
 #[tokio::test]
 async fn a_refused_connection_is_transient() {
     // Port 1 on localhost: nothing listens, the connection is refused.
-    let options = common::database_url().replace(":5432", ":1");
+    let options = test_support::database_url().replace(":5432", ":1");
     let err = PgPoolOptions::new()
         .acquire_timeout(Duration::from_secs(2))
         .connect(&options)
@@ -128,7 +126,7 @@ async fn a_refused_connection_is_transient() {
 
 #[tokio::test]
 async fn a_terminated_backend_is_transient() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let mut victim = connect(&db).await;
     let pid: i32 = sqlx::query_scalar("select pg_backend_pid()")
         .fetch_one(&mut victim)
@@ -150,7 +148,7 @@ async fn a_terminated_backend_is_transient() {
 
 #[tokio::test]
 async fn bad_sql_and_constraint_violations_stay_permanent() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let mut conn = connect(&db).await;
     let err = sqlx::query("insert into inbox (consumer, dedupe_key) values ('', 'k')")
         .execute(&mut conn)

@@ -1,14 +1,12 @@
 //! Exact dedupe: the inbox insert reports the first delivery only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use chrono::{TimeDelta, Utc};
 use store::inbox;
 
 #[tokio::test]
 async fn inbox_reports_only_the_first_delivery_per_consumer() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let mut conn = db.pool().acquire().await.unwrap();
     assert!(inbox::record(&mut conn, "auth", "k1").await.unwrap());
     assert!(!inbox::record(&mut conn, "auth", "k1").await.unwrap());
@@ -22,7 +20,7 @@ async fn inbox_reports_only_the_first_delivery_per_consumer() {
 
 #[tokio::test]
 async fn a_rolled_back_inbox_entry_does_not_count() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let mut tx = db.pool().begin().await.unwrap();
     assert!(inbox::record(&mut tx, "auth", "k").await.unwrap());
     tx.rollback().await.unwrap();
@@ -37,7 +35,7 @@ async fn a_rolled_back_inbox_entry_does_not_count() {
 
 #[tokio::test]
 async fn a_concurrent_duplicate_waits_for_the_first_and_is_reported_as_duplicate() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let mut first = db.pool().begin().await.unwrap();
     assert!(inbox::record(&mut first, "auth", "same").await.unwrap());
     let pool = db.pool().clone();
@@ -48,10 +46,10 @@ async fn a_concurrent_duplicate_waits_for_the_first_and_is_reported_as_duplicate
         new
     });
     let name = db.name().to_owned();
-    common::eventually("the duplicate to wait on the first", || {
+    test_support::wait_until("the duplicate to wait on the first", || {
         let pool = db.pool().clone();
         let name = name.clone();
-        async move { common::lock_waiters(&pool, &name).await >= 1 }
+        async move { test_support::lock_waiters(&pool, &name).await >= 1 }
     })
     .await;
     first.commit().await.unwrap();
@@ -91,7 +89,7 @@ async fn remaining(pool: &sqlx::PgPool, prefix: &str) -> i64 {
 
 #[tokio::test]
 async fn prune_deletes_entries_past_the_retention_in_bounded_batches() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     aged_entries(db.pool(), "old", 25, 200).await;
     aged_entries(db.pool(), "recent", 5, 100).await;
     let retention = TimeDelta::hours(168);
@@ -139,7 +137,7 @@ async fn prune_deletes_entries_past_the_retention_in_bounded_batches() {
 
 #[tokio::test]
 async fn only_one_prune_runs_at_a_time_across_replicas() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     aged_entries(db.pool(), "old", 30, 200).await;
     let retention = TimeDelta::hours(168);
 

@@ -1,13 +1,11 @@
 //! `daikai migrate` and the start-up schema check.
 
-mod common;
-
 use store::testing::TestDatabase;
 use store::{SchemaError, check_schema, latest_version, migrate};
 
 #[tokio::test]
 async fn check_schema_on_an_empty_database_says_to_run_daikai_migrate() {
-    let db = TestDatabase::create_empty(&common::database_url())
+    let db = TestDatabase::create_empty(&test_support::database_url())
         .await
         .unwrap();
     let err = check_schema(db.pool()).await.unwrap_err();
@@ -18,7 +16,7 @@ async fn check_schema_on_an_empty_database_says_to_run_daikai_migrate() {
 
 #[tokio::test]
 async fn migrate_applies_everything_once_and_is_idempotent() {
-    let db = TestDatabase::create_empty(&common::database_url())
+    let db = TestDatabase::create_empty(&test_support::database_url())
         .await
         .unwrap();
     let first = migrate(db.pool()).await.unwrap();
@@ -37,7 +35,7 @@ async fn migrate_applies_everything_once_and_is_idempotent() {
 
 #[tokio::test]
 async fn check_schema_names_missing_migrations() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     sqlx::query("delete from _sqlx_migrations where version = $1")
         .bind(latest_version())
         .execute(db.pool())
@@ -53,7 +51,7 @@ async fn check_schema_names_missing_migrations() {
 
 #[tokio::test]
 async fn check_schema_reports_an_edited_migration() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     sqlx::query("update _sqlx_migrations set checksum = '\\x00' where version = 1")
         .execute(db.pool())
         .await
@@ -68,7 +66,7 @@ async fn check_schema_reports_an_edited_migration() {
 
 #[tokio::test]
 async fn a_database_ahead_of_the_binary_is_accepted() {
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     sqlx::query(
         "insert into _sqlx_migrations (version, description, success, checksum, execution_time)
          values ($1, 'from a newer release', true, '\\x00', 0)",

@@ -3,8 +3,6 @@
 //! `crates/tokens/tests/secrets.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use chrono::{TimeDelta, Utc};
 use secrecy::ExposeSecret as _;
 use sqlx::PgPool;
@@ -24,7 +22,7 @@ const RAW_CORP_TOKEN: &str = "RAW-CORP-TOKEN-44aa";
 /// Fills every table that holds a secret: a ticket, a tenant, a pending AuthCode, and both
 /// cached tokens (as the token service stores them).
 async fn populate(pool: &PgPool, secrets: &SecretBox) {
-    let (suite, corp) = (common::suite("dk-sec"), common::corp("ww-sec"));
+    let (suite, corp) = (test_support::suite("dk-sec"), test_support::corp("ww-sec"));
     let mut conn = pool.acquire().await.unwrap();
     let push = NewTicket {
         suite_id: &suite,
@@ -42,7 +40,7 @@ async fn populate(pool: &PgPool, secrets: &SecretBox) {
     };
     record_auth_code(&mut conn, secrets, &code).await.unwrap();
     drop(conn);
-    common::active_tenant(pool, secrets, &suite, &corp, RAW_CODE).await;
+    test_support::active_tenant(pool, secrets, &suite, &corp, RAW_CODE).await;
 
     let mut conn = pool.acquire().await.unwrap();
     let (now, expires_at) = (Utc::now(), Utc::now() + TimeDelta::hours(2));
@@ -64,8 +62,8 @@ async fn populate(pool: &PgPool, secrets: &SecretBox) {
 
 #[tokio::test]
 async fn rotation_reseals_everything_under_the_new_key() {
-    let db = common::test_db().await;
-    let old = SecretBox::new(Keyring::single(common::key("old", 1)));
+    let db = test_support::test_db().await;
+    let old = SecretBox::new(Keyring::single(test_support::key("old", 1)));
     populate(db.pool(), &old).await;
 
     let mut conn = db.pool().acquire().await.unwrap();
@@ -74,8 +72,13 @@ async fn rotation_reseals_everything_under_the_new_key() {
     assert!(before.iter().all(|u| u.key_id == "old" && u.count == 1));
 
     // deploy: new key active, old key kept for decryption
-    let both =
-        SecretBox::new(Keyring::new(common::key("new", 2), vec![common::key("old", 1)]).unwrap());
+    let both = SecretBox::new(
+        Keyring::new(
+            test_support::key("new", 2),
+            vec![test_support::key("old", 1)],
+        )
+        .unwrap(),
+    );
     let report = rotate_secrets(db.pool(), &both, 2).await.unwrap();
     assert_eq!(report.iter().map(|r| r.count).sum::<u64>(), 5, "{report:?}");
     let after = key_usage(&mut conn).await.unwrap();
@@ -89,9 +92,9 @@ async fn rotation_reseals_everything_under_the_new_key() {
     );
 
     // the old key can go: the new key alone opens everything
-    let new_only = SecretBox::new(Keyring::single(common::key("new", 2)));
-    let suite = common::suite("dk-sec");
-    let code = permanent_code(&mut conn, &new_only, &suite, &common::corp("ww-sec"))
+    let new_only = SecretBox::new(Keyring::single(test_support::key("new", 2)));
+    let suite = test_support::suite("dk-sec");
+    let code = permanent_code(&mut conn, &new_only, &suite, &test_support::corp("ww-sec"))
         .await
         .unwrap();
     assert_eq!(code.expose_secret(), RAW_CODE);
@@ -99,7 +102,7 @@ async fn rotation_reseals_everything_under_the_new_key() {
     assert_eq!(t.ticket.expose_secret(), RAW_TICKET);
 
     // and a box without the new key cannot, with an error that names the key id
-    let err = permanent_code(&mut conn, &old, &suite, &common::corp("ww-sec"))
+    let err = permanent_code(&mut conn, &old, &suite, &test_support::corp("ww-sec"))
         .await
         .unwrap_err();
     match &err {
@@ -117,11 +120,11 @@ async fn rotation_reseals_everything_under_the_new_key() {
 
 #[tokio::test]
 async fn a_different_key_under_the_same_id_is_refused() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let (suite, corp) = (common::suite("dk1"), common::corp("ww1"));
-    common::active_tenant(db.pool(), &secrets, &suite, &corp, RAW_CODE).await;
-    let impostor = SecretBox::new(Keyring::single(common::key("k1", 99)));
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let (suite, corp) = (test_support::suite("dk1"), test_support::corp("ww1"));
+    test_support::active_tenant(db.pool(), &secrets, &suite, &corp, RAW_CODE).await;
+    let impostor = SecretBox::new(Keyring::single(test_support::key("k1", 99)));
     let mut conn = db.pool().acquire().await.unwrap();
     let err = permanent_code(&mut conn, &impostor, &suite, &corp)
         .await
@@ -131,7 +134,14 @@ async fn a_different_key_under_the_same_id_is_refused() {
         "{err:?}"
     );
     // a sealed value moved to another tenant's row does not open there
-    common::active_tenant(db.pool(), &secrets, &suite, &common::corp("ww2"), "OTHER").await;
+    test_support::active_tenant(
+        db.pool(),
+        &secrets,
+        &suite,
+        &test_support::corp("ww2"),
+        "OTHER",
+    )
+    .await;
     sqlx::query(
         "update tenants t set permanent_code_ciphertext = s.permanent_code_ciphertext,
                               permanent_code_nonce = s.permanent_code_nonce
@@ -140,7 +150,7 @@ async fn a_different_key_under_the_same_id_is_refused() {
     .execute(db.pool())
     .await
     .unwrap();
-    let err = permanent_code(&mut conn, &secrets, &suite, &common::corp("ww2"))
+    let err = permanent_code(&mut conn, &secrets, &suite, &test_support::corp("ww2"))
         .await
         .unwrap_err();
     assert!(
@@ -154,11 +164,11 @@ async fn a_different_key_under_the_same_id_is_refused() {
 #[tokio::test]
 async fn unopenable_keys_names_each_key_id_a_keyring_cannot_open() {
     use store::rotation::{UnopenableKey, unopenable_keys};
-    let db = common::test_db().await;
-    let secrets = common::secrets();
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
     let mut conn = db.pool().acquire().await.unwrap();
     assert!(
-        unopenable_keys(&mut conn, &common::secrets())
+        unopenable_keys(&mut conn, &test_support::secrets())
             .await
             .unwrap()
             .is_empty(),
@@ -166,17 +176,18 @@ async fn unopenable_keys_names_each_key_id_a_keyring_cannot_open() {
     );
     populate(db.pool(), &secrets).await;
     // one more value, under a second key
-    let other = SecretBox::new(Keyring::single(common::key("k2", 2)));
+    let other = SecretBox::new(Keyring::single(test_support::key("k2", 2)));
     let push = NewTicket {
-        suite_id: &common::suite("dk-other"),
+        suite_id: &test_support::suite("dk-other"),
         ticket: RAW_TICKET,
         wecom_time: 10,
         received_at: Utc::now(),
     };
     store_ticket(&mut conn, &other, &push).await.unwrap();
 
-    let both =
-        SecretBox::new(Keyring::new(common::key("k1", 1), vec![common::key("k2", 2)]).unwrap());
+    let both = SecretBox::new(
+        Keyring::new(test_support::key("k1", 1), vec![test_support::key("k2", 2)]).unwrap(),
+    );
     assert!(unopenable_keys(&mut conn, &both).await.unwrap().is_empty());
 
     // only k1: k2 is missing
@@ -196,7 +207,7 @@ async fn unopenable_keys_names_each_key_id_a_keyring_cannot_open() {
     );
 
     // k1 with other bytes, and no k2
-    let impostor = SecretBox::new(Keyring::single(common::key("k1", 99)));
+    let impostor = SecretBox::new(Keyring::single(test_support::key("k1", 99)));
     let found = unopenable_keys(&mut conn, &impostor).await.unwrap();
     let ids: Vec<_> = found
         .iter()

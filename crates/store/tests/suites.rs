@@ -1,16 +1,14 @@
 //! Suite tickets: durable, per suite, monotonic by WeCom TimeStamp (docs/architecture.md §4.3).
 
-mod common;
-
 use chrono::Utc;
 use secrecy::ExposeSecret as _;
 use store::suites::{NewTicket, store_ticket, ticket, ticket_statuses};
 
 #[tokio::test]
 async fn an_older_ticket_never_replaces_a_newer_one() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk-one");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk-one");
     let mut conn = db.pool().acquire().await.unwrap();
     let push = |t: &'static str, ts: i64| NewTicket {
         suite_id: &suite,
@@ -51,9 +49,9 @@ async fn an_older_ticket_never_replaces_a_newer_one() {
 
 #[tokio::test]
 async fn two_suites_keep_separate_tickets() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let (a, b) = (common::suite("dk-a"), common::suite("dk-b"));
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let (a, b) = (test_support::suite("dk-a"), test_support::suite("dk-b"));
     let mut conn = db.pool().acquire().await.unwrap();
     let now = Utc::now();
     let ticket_a = NewTicket {
@@ -77,7 +75,7 @@ async fn two_suites_keep_separate_tickets() {
     assert_eq!(got_a.ticket.expose_secret(), "ticket-a");
     assert_eq!(got_b.ticket.expose_secret(), "ticket-b");
     assert!(
-        ticket(&mut conn, &secrets, &common::suite("dk-c"))
+        ticket(&mut conn, &secrets, &test_support::suite("dk-c"))
             .await
             .unwrap()
             .is_none()
@@ -93,8 +91,8 @@ async fn two_suites_keep_separate_tickets() {
 
 #[tokio::test]
 async fn the_ticket_survives_a_restart() {
-    let db = common::test_db().await;
-    let suite = common::suite("dk-restart");
+    let db = test_support::test_db().await;
+    let suite = test_support::suite("dk-restart");
     {
         let pool = db.new_pool().await.unwrap();
         let mut conn = pool.acquire().await.unwrap();
@@ -105,7 +103,7 @@ async fn the_ticket_survives_a_restart() {
             received_at: Utc::now(),
         };
         assert!(
-            store_ticket(&mut conn, &common::secrets(), &push)
+            store_ticket(&mut conn, &test_support::secrets(), &push)
                 .await
                 .unwrap()
         );
@@ -115,7 +113,7 @@ async fn the_ticket_survives_a_restart() {
     // a new process: new pool, new keyring value (same key)
     let pool = db.new_pool().await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
-    let stored = ticket(&mut conn, &common::secrets(), &suite)
+    let stored = ticket(&mut conn, &test_support::secrets(), &suite)
         .await
         .unwrap()
         .unwrap();
@@ -127,9 +125,9 @@ async fn the_ticket_survives_a_restart() {
 
 #[tokio::test]
 async fn a_ticket_stored_from_a_clock_ahead_does_not_block_later_real_ones() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let suite = common::suite("dk-future");
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk-future");
     let mut conn = db.pool().acquire().await.unwrap();
     let now = Utc::now().timestamp();
     let push = |t: &'static str, ts: i64| NewTicket {

@@ -1,8 +1,6 @@
 //! Tenant lifecycle: activation, rotation, status, revocation, ordered by WeCom TimeStamp.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use chrono::{TimeDelta, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
@@ -67,9 +65,9 @@ async fn token_count(pool: &PgPool) -> i64 {
 
 #[tokio::test]
 async fn activation_stores_the_sealed_code_and_rotation_replaces_it_and_drops_the_token() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let (suite, corp) = (common::suite("dk1"), common::corp("ww1"));
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let (suite, corp) = (test_support::suite("dk1"), test_support::corp("ww1"));
     let activated = activate(db.pool(), &secrets, &suite, &corp, "PERM-1", 100).await;
     assert_eq!(activated.outcome, Outcome::Applied);
     assert_eq!(activated.tenant.status, TenantStatus::Active);
@@ -116,7 +114,7 @@ async fn activation_stores_the_sealed_code_and_rotation_replaces_it_and_drops_th
         &mut conn,
         &secrets,
         &suite,
-        &common::corp("ww-x"),
+        &test_support::corp("ww-x"),
         &older,
         300,
     )
@@ -128,9 +126,9 @@ async fn activation_stores_the_sealed_code_and_rotation_replaces_it_and_drops_th
 
 #[tokio::test]
 async fn revocation_deletes_secret_and_tokens_and_a_reinstall_reactivates() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let (suite, corp) = (common::suite("dk1"), common::corp("ww1"));
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let (suite, corp) = (test_support::suite("dk1"), test_support::corp("ww1"));
     activate(db.pool(), &secrets, &suite, &corp, "PERM-1", 100).await;
     plant_token(db.pool(), &suite, &corp).await;
 
@@ -172,9 +170,9 @@ async fn revocation_deletes_secret_and_tokens_and_a_reinstall_reactivates() {
 
 #[tokio::test]
 async fn a_cancel_for_an_unknown_tenant_leaves_a_tombstone_that_blocks_an_older_create() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let (suite, corp) = (common::suite("dk1"), common::corp("ww-new"));
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let (suite, corp) = (test_support::suite("dk1"), test_support::corp("ww-new"));
     let mut conn = db.pool().acquire().await.unwrap();
     let revoked = revoke_tenant(&mut conn, &suite, &corp, 500).await.unwrap();
     assert_eq!(revoked.outcome, Outcome::Applied);
@@ -186,9 +184,9 @@ async fn a_cancel_for_an_unknown_tenant_leaves_a_tombstone_that_blocks_an_older_
 
 #[tokio::test]
 async fn status_moves_between_active_and_suspended_in_wecom_time_order() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let (suite, corp) = (common::suite("dk1"), common::corp("ww1"));
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let (suite, corp) = (test_support::suite("dk1"), test_support::corp("ww1"));
     activate(db.pool(), &secrets, &suite, &corp, "PERM", 100).await;
     let mut conn = db.pool().acquire().await.unwrap();
 
@@ -239,9 +237,9 @@ async fn status_moves_between_active_and_suspended_in_wecom_time_order() {
 
 #[tokio::test]
 async fn auth_info_is_stored_without_secret_keys() {
-    let db = common::test_db().await;
-    let secrets = common::secrets();
-    let (suite, corp) = (common::suite("dk1"), common::corp("ww1"));
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let (suite, corp) = (test_support::suite("dk1"), test_support::corp("ww1"));
     activate(db.pool(), &secrets, &suite, &corp, "PERM", 100).await;
     let mut conn = db.pool().acquire().await.unwrap();
     // a caller passing a whole get_permanent_code answer by mistake

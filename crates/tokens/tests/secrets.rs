@@ -28,7 +28,7 @@ const RAW_CORP_TOKEN: &str = "RAW-CORP-TOKEN-44aa";
 /// Fills every table that holds a secret: a ticket, a tenant, a pending AuthCode, and both
 /// tokens fetched through the token service.
 async fn populate(pool: &PgPool, secrets: &SecretBox, server: &MockServer) {
-    let (suite, corp) = (common::suite("dk-sec"), common::corp("ww-sec"));
+    let (suite, corp) = (test_support::suite("dk-sec"), test_support::corp("ww-sec"));
     let mut conn = pool.acquire().await.unwrap();
     let push = NewTicket {
         suite_id: &suite,
@@ -46,7 +46,7 @@ async fn populate(pool: &PgPool, secrets: &SecretBox, server: &MockServer) {
     };
     record_auth_code(&mut conn, secrets, &code).await.unwrap();
     drop(conn);
-    common::active_tenant(pool, secrets, &suite, &corp, RAW_CODE).await;
+    test_support::active_tenant(pool, secrets, &suite, &corp, RAW_CODE).await;
 
     Mock::given(path("/cgi-bin/service/get_suite_token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -129,9 +129,9 @@ async fn no_raw_secret_in_any_column_or_log_line() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let db = common::test_db().await;
+    let db = test_support::test_db().await;
     let server = MockServer::start().await;
-    let secrets = common::secrets();
+    let secrets = test_support::secrets();
     populate(db.pool(), &secrets, &server).await;
 
     let columns = columns(db.pool()).await;
@@ -156,8 +156,8 @@ async fn no_raw_secret_in_any_column_or_log_line() {
     let code = permanent_code(
         &mut conn,
         &secrets,
-        &common::suite("dk-sec"),
-        &common::corp("ww-sec"),
+        &test_support::suite("dk-sec"),
+        &test_support::corp("ww-sec"),
     )
     .await
     .unwrap();

@@ -45,9 +45,16 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let db = common::test_db().await;
-    let (suite, corp) = (common::suite("dk-tok"), common::corp("ww-tok"));
-    common::active_tenant(db.pool(), &common::secrets(), &suite, &corp, PERMANENT_CODE).await;
+    let db = test_support::test_db().await;
+    let (suite, corp) = (test_support::suite("dk-tok"), test_support::corp("ww-tok"));
+    test_support::active_tenant(
+        db.pool(),
+        &test_support::secrets(),
+        &suite,
+        &corp,
+        PERMANENT_CODE,
+    )
+    .await;
     Setup {
         db,
         server: MockServer::start().await,
@@ -63,7 +70,7 @@ impl Setup {
         TokenService::new(
             pool,
             common::wecom_client(&self.server.uri()),
-            common::secrets(),
+            test_support::secrets(),
         )
     }
 
@@ -96,10 +103,10 @@ async fn two_replicas_needing_a_corp_token_make_exactly_one_gettoken_call() {
     };
     let ta = task(a, s.suite.clone(), s.corp.clone());
     let tb = task(b, s.suite.clone(), s.corp.clone());
-    common::eventually("both replicas to queue on the tenant row lock", || {
+    test_support::wait_until("both replicas to queue on the tenant row lock", || {
         let pool = s.db.pool().clone();
         let name = s.db.name().to_owned();
-        async move { common::lock_waiters(&pool, &name).await >= 2 }
+        async move { test_support::lock_waiters(&pool, &name).await >= 2 }
     })
     .await;
     blocker.commit().await.unwrap();
@@ -269,7 +276,7 @@ async fn tenants_that_are_not_active_get_no_wecom_call() {
     ));
 
     let err = svc
-        .corp_token(&s.suite, &common::corp("ww-unknown"))
+        .corp_token(&s.suite, &test_support::corp("ww-unknown"))
         .await
         .unwrap_err();
     assert!(matches!(err, TokenError::UnknownTenant { .. }), "{err:?}");
@@ -357,7 +364,7 @@ async fn the_suite_token_uses_the_newest_stored_ticket_and_survives_a_restart() 
 
     {
         let mut conn = s.db.pool().acquire().await.unwrap();
-        let secrets = common::secrets();
+        let secrets = test_support::secrets();
         for (ticket, ts) in [("TICKET-NEW", 2_000), ("TICKET-OLD", 1_000)] {
             let push = NewTicket {
                 suite_id: &s.suite,
@@ -398,7 +405,7 @@ async fn two_replicas_needing_the_suite_token_make_one_call_and_42009_retries_on
             wecom_time: 1,
             received_at: Utc::now(),
         };
-        store_ticket(&mut conn, &common::secrets(), &push)
+        store_ticket(&mut conn, &test_support::secrets(), &push)
             .await
             .unwrap();
     }
@@ -445,10 +452,10 @@ async fn two_replicas_needing_the_suite_token_make_one_call_and_42009_retries_on
     };
     let ta = task(a.clone(), s.suite.clone(), secret.clone());
     let tb = task(b, s.suite.clone(), secret.clone());
-    common::eventually("both replicas to queue on the suite row lock", || {
+    test_support::wait_until("both replicas to queue on the suite row lock", || {
         let pool = s.db.pool().clone();
         let name = s.db.name().to_owned();
-        async move { common::lock_waiters(&pool, &name).await >= 2 }
+        async move { test_support::lock_waiters(&pool, &name).await >= 2 }
     })
     .await;
     blocker.commit().await.unwrap();

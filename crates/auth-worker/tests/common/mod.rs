@@ -11,17 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use auth_worker::{Application, Config, LogFormat};
-use bus::{
-    BrokerUrl, CallbackOrigin, Envelope, Namespace, Publisher, PublisherConfig, Source, Topology,
-    WorkQueue,
-};
+use bus::{CallbackOrigin, Envelope, Publisher, PublisherConfig, Source, Topology, WorkQueue};
 use lapin::options::BasicGetOptions;
 use lapin::{Channel, Connection};
 use secrecy::SecretString;
 use sqlx::PgPool;
 use store::tenants::Tenant;
 use store::testing::TestDatabase;
-use store::{CorpId, Keyring, SecretBox, SuiteId};
+use store::{Keyring, SecretBox, SuiteId};
+use test_support::{DEADLINE, init_logs, wait_for, wait_until};
 use tokens::TokenService;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -37,8 +35,6 @@ pub const TOKEN: &str = "QDG6eK";
 pub const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
 /// 32 bytes of 0x07, base64, with key id `test1`.
 pub const SECRET_KEY: &str = "test1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
-/// Generous: polls, not timed assertions.
-pub const DEADLINE: Duration = Duration::from_secs(40);
 
 pub const NO_PUSH: PushOpts = PushOpts {
     push: false,
@@ -55,23 +51,6 @@ pub fn suites() -> Suites {
         "#
     ))
     .unwrap()
-}
-
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| store::testing::DEFAULT_URL.to_owned())
-}
-
-pub fn amqp_url() -> BrokerUrl {
-    let url = std::env::var("AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
-    BrokerUrl::parse(&url).unwrap()
-}
-
-/// The URL of database `name` on the server of `admin`.
-pub fn database_url_for(admin: &str, name: &str) -> String {
-    let mut url = url::Url::parse(admin).unwrap();
-    url.set_path(&format!("/{name}"));
-    url.to_string()
 }
 
 /// A running auth-worker replica.
@@ -129,9 +108,8 @@ impl Harness {
     /// Starts everything but the workers; `tweak` adjusts the simulator's configuration.
     pub async fn start_with(tweak: impl FnOnce(&mut SimConfig)) -> Self {
         init_logs();
-        let admin_url = database_url();
-        let db = TestDatabase::create(&admin_url).await.unwrap();
-        let db_url = database_url_for(&admin_url, db.name());
+        let db = test_support::test_db().await;
+        let db_url = db.url().to_owned();
 
         let mut config = SimConfig {
             addr: "127.0.0.1:0".parse().unwrap(),
@@ -149,9 +127,8 @@ impl Harness {
         tokio::spawn(app.run(sim_shutdown.clone()));
         let client = Client::new(ClientConfig::new(sim_base.parse().unwrap())).unwrap();
 
-        let url = amqp_url();
-        let namespace = Namespace::new(&format!("t{}.", uuid::Uuid::new_v4().simple())).unwrap();
-        let topology = Topology::new(namespace);
+        let url = test_support::broker_url();
+        let topology = Topology::new(test_support::test_namespace());
         let admin_conn = bus::connect(&url, "auth-worker-test-admin").await.unwrap();
         let admin = admin_conn.create_channel().await.unwrap();
         topology.declare(&admin).await.unwrap();
@@ -195,7 +172,7 @@ impl Harness {
     pub fn worker_vars(&self) -> Vec<(&'static str, String)> {
         [
             ("DATABASE_URL", self.db_url.clone()),
-            ("AMQP_URL", amqp_url().expose().to_owned()),
+            ("AMQP_URL", test_support::amqp_url()),
             (
                 "AMQP_NAMESPACE",
                 self.topology.namespace().as_str().to_owned(),
@@ -355,17 +332,17 @@ impl Harness {
     }
 
     pub async fn tenant(&self, corp_id: &str) -> Option<Tenant> {
-        let mut conn = self.pool().acquire().await.unwrap();
-        store::tenants::tenant(&mut conn, &suite_id(), &CorpId::parse(corp_id).unwrap())
-            .await
-            .unwrap()
+        test_support::tenant(self.pool(), &suite_id(), &test_support::corp(corp_id)).await
     }
 
     /// Polls the tenant row until `ready` holds.
     pub async fn wait_tenant(&self, corp_id: &str, ready: impl Fn(&Tenant) -> bool) -> Tenant {
-        wait_for("the tenant reaches the expected state", || async {
-            self.tenant(corp_id).await.filter(|t| ready(t))
-        })
+        test_support::wait_tenant(
+            self.pool(),
+            &suite_id(),
+            &test_support::corp(corp_id),
+            ready,
+        )
         .await
     }
 
@@ -454,39 +431,11 @@ impl Harness {
 }
 
 pub fn suite_id() -> SuiteId {
-    SuiteId::parse(SUITE_ID).unwrap()
+    test_support::suite(SUITE_ID)
 }
 
 pub fn suite_secret() -> SecretString {
     SecretString::from(SUITE_SECRET)
-}
-
-/// Polls `probe` until it returns `Some`, failing after [`DEADLINE`].
-pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-pub async fn wait_until<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    wait_for(what, || {
-        let fut = condition();
-        async move { fut.await.then_some(()) }
-    })
-    .await;
 }
 
 /// The `daikai_auth_messages_total` sample of (kind, outcome) in a metrics text.
@@ -495,16 +444,4 @@ pub fn messages_total(metrics: &auth_worker::Metrics, kind: &str, outcome: &str)
         .messages
         .get_metric_with_label_values(&[kind, outcome])
         .map_or(0, |c| c.get())
-}
-
-/// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=auth_worker=debug`).
-pub fn init_logs() {
-    if let Ok(filter) = std::env::var("TEST_LOG") {
-        drop(
-            tracing_subscriber::fmt()
-                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-                .with_test_writer()
-                .try_init(),
-        );
-    }
 }
