@@ -22,7 +22,10 @@ async fn a_create_auth_pushed_through_the_ingress_produces_an_active_tenant() {
     );
 
     let tenant = stack
-        .wait_tenant(&corp, |t| t.status == TenantStatus::Active)
+        .wait_tenant(&corp, |t| {
+            // Active with its auth info: the exchange and the get_auth_info that follows it.
+            t.status == TenantStatus::Active && t.auth_info.is_some()
+        })
         .await;
     assert_eq!(tenant.corp_name.as_deref(), Some("端到端企业"));
     assert_eq!(tenant.agent_id, Some(agent_id));
@@ -50,7 +53,10 @@ async fn the_whole_lifecycle_survives_wecom_delivering_every_push_twice() {
 
     stack.authorize(&corp).await;
     let active = stack
-        .wait_tenant(&corp, |t| t.status == TenantStatus::Active)
+        .wait_tenant(&corp, |t| {
+            // Active with its auth info: the exchange and the get_auth_info that follows it.
+            t.status == TenantStatus::Active && t.auth_info.is_some()
+        })
         .await;
 
     let scope: Scope = serde_json_scope();

@@ -19,12 +19,12 @@
 //! distinct pushes can carry identical text (so identical dedupe keys).
 
 use bus::consumer::{HandlerError, Message};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Postgres, Transaction};
 use store::CorpId;
 use store::tenants::{self, AuthInfoUpdate, TenantStatus};
 use tokens::TokenError;
-use wecom::api::ErrorClass;
+use wecom::api::{AuthInfoResponse, ErrorClass};
 use wecom::event::{CancelAuth, ChangeAuth};
 
 use crate::error::{Doing, WorkerError};
@@ -104,6 +104,12 @@ pub(crate) async fn cancel_auth(
     notify::publish_committed(h, message, &suite.id, &corp_id, notify::revoked).await
 }
 
+/// What WeCom said about a tenant.
+struct Reading {
+    info: Option<AuthInfoResponse>,
+    status: Option<TenantStatus>,
+}
+
 /// An active or suspended tenant whose change_auth is being applied.
 struct Tenant<'a> {
     suite: &'a Suite,
@@ -123,7 +129,14 @@ impl Tenant<'_> {
         let code = tenants::permanent_code(tx, &h.secrets, &self.suite.id, self.corp_id)
             .await
             .doing("reading the permanent code")?;
-        let Some(status) = self.reread(h, tx, &code).await? else {
+        // Every WeCom call before the first write to the tenant row: the token service locks
+        // that row in its own transaction to refresh the corp token, and would wait for ours.
+        let reading = self.ask_wecom(h, &code).await?;
+        self.check_secret_unchanged(h, tx, &code).await?;
+        if let Some(info) = &reading.info {
+            self.store_auth_info(tx, info).await?;
+        }
+        let Some(status) = reading.status else {
             return Ok(());
         };
         let transition =
@@ -139,14 +152,13 @@ impl Tenant<'_> {
         Ok(())
     }
 
-    /// Re-reads and stores the auth info, then decides the status the app's enablement
-    /// implies (`None`: cannot tell, keep the current one).
-    async fn reread(
+    /// What WeCom says now: the auth info, and the status the app's enablement implies
+    /// (`None`: cannot tell, keep the current one).
+    async fn ask_wecom(
         &self,
         h: &AuthHandler,
-        tx: &mut Transaction<'static, Postgres>,
         code: &SecretString,
-    ) -> Result<Option<TenantStatus>, WorkerError> {
+    ) -> Result<Reading, WorkerError> {
         let suite = self.suite;
         let info =
             match wecom_calls::auth_info(h, &suite.id, &suite.secret, self.corp_id, code).await {
@@ -154,7 +166,10 @@ impl Tenant<'_> {
                 Err(err) if refuses_tenant(&err) => {
                     tracing::warn!(corp_id = %self.corp_id, error = %err,
                         "WeCom refuses the tenant's secret");
-                    return Ok(Some(TenantStatus::Suspended));
+                    return Ok(Reading {
+                        info: None,
+                        status: Some(TenantStatus::Suspended),
+                    });
                 }
                 Err(source) => {
                     return Err(WorkerError::Token {
@@ -163,32 +178,75 @@ impl Tenant<'_> {
                     });
                 }
             };
-        let agent_id = info.auth_info.agent.first().map(|a| a.agentid);
-        // Every WeCom call before the first write to the tenant row: the token service locks
-        // that row in its own transaction to refresh the corp token, and would wait for ours.
-        let enabled = match agent_id {
+        let enabled = match info.auth_info.agent.first().map(|a| a.agentid) {
             Some(agent_id) => self.app_enabled(h, code, agent_id).await?,
             None => None,
         };
-        let value = serde_json::to_value(&info)
-            .map_err(|e| HandlerError::permanent(format!("encoding auth info: {e}")))?;
-        let update = AuthInfoUpdate {
-            suite_id: &suite.id,
-            corp_id: self.corp_id,
-            corp_name: info.auth_corp_info.corp_name.as_deref(),
-            agent_id,
-            auth_info: &value,
-        };
-        tenants::update_auth_info(tx, &update)
-            .await
-            .doing("storing auth info")?;
-        Ok(enabled.map(|on| {
+        let status = enabled.map(|on| {
             if on {
                 TenantStatus::Active
             } else {
                 TenantStatus::Suspended
             }
-        }))
+        });
+        Ok(Reading {
+            info: Some(info),
+            status,
+        })
+    }
+
+    /// Takes the tenant's row lock (after the WeCom calls, so no HTTP call waits under it) and
+    /// checks the secret WeCom was asked with is still the tenant's: a reset_permanent_code
+    /// committed meanwhile would make WeCom refuse the old secret, and that refusal must not
+    /// suspend the tenant. The message is retried with the new secret.
+    async fn check_secret_unchanged(
+        &self,
+        h: &AuthHandler,
+        tx: &mut Transaction<'static, Postgres>,
+        asked_with: &SecretString,
+    ) -> Result<(), WorkerError> {
+        let locked = store::corp_tokens::lock_tenant(tx, &self.suite.id, self.corp_id)
+            .await
+            .doing("locking the tenant")?;
+        let current = match locked {
+            Some(tenant) => Some(
+                tenant
+                    .permanent_code(&h.secrets)
+                    .doing("reading the permanent code")?,
+            ),
+            None => None,
+        };
+        let unchanged =
+            current.is_some_and(|code| code.expose_secret() == asked_with.expose_secret());
+        if unchanged {
+            Ok(())
+        } else {
+            Err(HandlerError::transient(format!(
+                "the secret of {}/{} changed while WeCom was asked; re-reading with the new one",
+                self.suite.id, self.corp_id
+            ))
+            .into())
+        }
+    }
+
+    async fn store_auth_info(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        info: &AuthInfoResponse,
+    ) -> Result<(), WorkerError> {
+        let value = serde_json::to_value(info)
+            .map_err(|e| HandlerError::permanent(format!("encoding auth info: {e}")))?;
+        let update = AuthInfoUpdate {
+            suite_id: &self.suite.id,
+            corp_id: self.corp_id,
+            corp_name: info.auth_corp_info.corp_name.as_deref(),
+            agent_id: info.auth_info.agent.first().map(|a| a.agentid),
+            auth_info: &value,
+        };
+        tenants::update_auth_info(tx, &update)
+            .await
+            .doing("storing auth info")?;
+        Ok(())
     }
 
     /// Asks WeCom whether the app works: `agent/get` with the app's token. An active tenant

@@ -84,8 +84,8 @@ pub(crate) fn revoked(tenant: &tenants::Tenant) -> Option<TenantEvent> {
 /// The bus view of a stored tenant.
 fn bus_tenant(row: &tenants::Tenant) -> Tenant {
     Tenant {
-        suite_id: row.suite_id.as_str().to_owned(),
-        corp_id: row.corp_id.as_str().to_owned(),
+        suite_id: row.suite_id.clone(),
+        corp_id: row.corp_id.clone(),
         corp_name: row.corp_name.clone(),
         agent_id: row.agent_id,
         status: match row.status {

@@ -35,11 +35,10 @@ pub(crate) fn salvage(message: &Message, event: &Unknown) -> Result<Event, Handl
         .field("AuthCode")
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| unreadable("AuthCode"))?;
-    let suite_id: SuiteId = event
-        .field("SuiteId")
-        .unwrap_or_else(|| message.envelope.suite_id.clone())
-        .parse()
-        .map_err(|_| unreadable("SuiteId"))?;
+    let suite_id: SuiteId = match event.field("SuiteId") {
+        Some(id) => id.parse().map_err(|_| unreadable("SuiteId"))?,
+        None => message.envelope.suite_id.clone(),
+    };
     let timestamp = event
         .field("TimeStamp")
         .and_then(|t| t.parse().ok())

@@ -99,7 +99,10 @@ async fn create_auth_activates_the_tenant_and_publishes_tenant_activated() {
     drop(conn);
 
     let activated = h.wait_internal("tenant.activated").await;
-    assert_eq!(activated.corp_id.as_deref(), Some(corp.as_str()));
+    assert_eq!(
+        activated.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+        Some(corp.as_str())
+    );
     let Payload::Tenant(TenantEvent::Activated(t)) = activated.payload else {
         panic!("{activated:?}")
     };
@@ -305,7 +308,10 @@ async fn change_auth_follows_the_app_being_disabled_and_enabled_again() {
         "suspension keeps the secret"
     );
     let changed = h.wait_internal("tenant.changed").await;
-    assert_eq!(changed.corp_id.as_deref(), Some(corp.as_str()));
+    assert_eq!(
+        changed.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+        Some(corp.as_str())
+    );
     let Payload::Tenant(TenantEvent::Changed(t)) = changed.payload else {
         panic!("{changed:?}")
     };
@@ -387,7 +393,10 @@ async fn cancel_auth_revokes_the_tenant_and_deletes_its_secret_and_tokens() {
             .filter(|e| e.kind == "tenant.revoked")
     })
     .await;
-    assert_eq!(revoked.corp_id.as_deref(), Some(corp.as_str()));
+    assert_eq!(
+        revoked.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+        Some(corp.as_str())
+    );
     // No WeCom call is needed to revoke, and none is made for the tenant afterwards.
     let err = h
         .token_service()

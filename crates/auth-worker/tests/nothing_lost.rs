@@ -159,7 +159,10 @@ async fn a_worker_killed_while_fetching_auth_info_has_already_stored_the_permane
     assert_eq!(tenant.corp_name.as_deref(), Some("Mocked Corp"));
     assert!(tenant.auth_info.is_some());
     let activated = h.wait_internal("tenant.activated").await;
-    assert_eq!(activated.corp_id.as_deref(), Some("wwkilled"));
+    assert_eq!(
+        activated.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+        Some("wwkilled")
+    );
     let mut conn = h.pool().acquire().await.unwrap();
     let code = store::tenants::permanent_code(
         &mut conn,

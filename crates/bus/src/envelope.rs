@@ -21,6 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use wecom::event::Event;
+use wecom::ids::{CorpId, SuiteId};
 
 /// The envelope schema this crate writes. Bump it on an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -139,9 +140,9 @@ pub enum TenantStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
     /// The template id.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The authorized corp (as WeCom returned it; case-sensitive).
-    pub corp_id: String,
+    pub corp_id: CorpId,
     /// The corp's name, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corp_name: Option<String>,
@@ -212,10 +213,10 @@ pub struct Envelope {
     /// When the ingress (or worker) received or created it.
     pub received_at: DateTime<Utc>,
     /// The template the event belongs to.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The authorized corp, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub corp_id: Option<String>,
+    pub corp_id: Option<CorpId>,
     /// Where it came from.
     pub source: Source,
     /// `suite_ticket`, `change_contact.update_user`, `tenant.activated`, `unknown`, … (made safe
@@ -235,10 +236,10 @@ pub struct CallbackOrigin<'a> {
     /// `Suite` or `App`.
     pub source: Source,
     /// The suite id from the callback path.
-    pub suite_id: &'a str,
+    pub suite_id: &'a SuiteId,
     /// The corp id from the app callback path; `None` on suite routes (then the event's own
     /// `AuthCorpId` is used when it has one).
-    pub corp_id: Option<&'a str>,
+    pub corp_id: Option<&'a CorpId>,
     /// The receiveid found in the plaintext.
     pub receive_id: &'a str,
 }
@@ -247,16 +248,17 @@ impl Envelope {
     /// The envelope of an authenticated WeCom push: `plaintext` is the decrypted XML `event` was
     /// parsed from.
     pub fn from_callback(origin: CallbackOrigin<'_>, plaintext: String, event: Event) -> Self {
+        // An event's own corp id that is not a valid one stays in the raw XML only.
         let corp_id = origin
             .corp_id
-            .or_else(|| event.auth_corp_id())
-            .map(str::to_owned);
+            .cloned()
+            .or_else(|| event.auth_corp_id().and_then(|id| CorpId::parse(id).ok()));
         Self {
             schema: SCHEMA_VERSION,
             id: Uuid::now_v7(),
             dedupe_key: DedupeKey::of_callback(origin.receive_id, &plaintext),
             received_at: Utc::now(),
-            suite_id: origin.suite_id.to_owned(),
+            suite_id: origin.suite_id.clone(),
             corp_id,
             source: origin.source,
             kind: safe_kind(origin.source, &event.kind()),
@@ -344,9 +346,9 @@ struct WireEnvelope {
     id: Uuid,
     dedupe_key: DedupeKey,
     received_at: DateTime<Utc>,
-    suite_id: String,
+    suite_id: SuiteId,
     #[serde(default)]
-    corp_id: Option<String>,
+    corp_id: Option<CorpId>,
     source: Source,
     kind: String,
     payload: serde_json::Value,
@@ -404,10 +406,16 @@ mod tests {
          <TimeStamp>1403610513</TimeStamp><SuiteTicket><![CDATA[t1]]></SuiteTicket></xml>"
     }
 
+    fn dk1() -> &'static SuiteId {
+        static DK1: std::sync::LazyLock<SuiteId> =
+            std::sync::LazyLock::new(|| SuiteId::parse("dk1").unwrap());
+        &DK1
+    }
+
     fn origin(source: Source) -> CallbackOrigin<'static> {
         CallbackOrigin {
             source,
-            suite_id: "dk1",
+            suite_id: dk1(),
             corp_id: None,
             receive_id: "dk1",
         }
@@ -493,13 +501,20 @@ mod tests {
         });
         let xml = event.to_xml();
         let env = Envelope::from_callback(origin(Source::Suite), xml.clone(), event.clone());
-        assert_eq!(env.corp_id.as_deref(), Some("wwcorp"));
+        assert_eq!(
+            env.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+            Some("wwcorp")
+        );
+        let path_corp = CorpId::parse("wwpath").unwrap();
         let from_path = CallbackOrigin {
-            corp_id: Some("wwpath"),
+            corp_id: Some(&path_corp),
             ..origin(Source::App)
         };
         let env = Envelope::from_callback(from_path, xml, event);
-        assert_eq!(env.corp_id.as_deref(), Some("wwpath"));
+        assert_eq!(
+            env.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+            Some("wwpath")
+        );
         assert_eq!(env.routing_key(), "app.cancel_auth");
     }
 
@@ -507,14 +522,17 @@ mod tests {
     fn internal_envelope_round_trips_and_dedupes_on_its_basis() {
         let tenant = Tenant {
             suite_id: "dk1".parse().unwrap(),
-            corp_id: "wwcorp".into(),
+            corp_id: "wwcorp".parse().unwrap(),
             corp_name: Some("Acme".into()),
             agent_id: Some(1_000_002),
             status: TenantStatus::Active,
         };
         let env = Envelope::internal(TenantEvent::Activated(tenant.clone()), "cause-1");
         assert_eq!(env.routing_key(), "internal.tenant.activated");
-        assert_eq!(env.corp_id.as_deref(), Some("wwcorp"));
+        assert_eq!(
+            env.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+            Some("wwcorp")
+        );
         assert!(env.raw_xml.is_none());
         let json = env.to_json().unwrap();
         let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
@@ -553,7 +571,7 @@ mod tests {
         let env = Envelope::internal(
             TenantEvent::Revoked(Tenant {
                 suite_id: "dk1".parse().unwrap(),
-                corp_id: "c".into(),
+                corp_id: "c".parse().unwrap(),
                 corp_name: None,
                 agent_id: None,
                 status: TenantStatus::Revoked,
@@ -571,7 +589,7 @@ mod tests {
         let env = Envelope::internal(
             TenantEvent::Revoked(Tenant {
                 suite_id: "dk1".parse().unwrap(),
-                corp_id: "c".into(),
+                corp_id: "c".parse().unwrap(),
                 corp_name: None,
                 agent_id: None,
                 status: TenantStatus::Revoked,

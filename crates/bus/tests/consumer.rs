@@ -144,9 +144,10 @@ impl World {
             timestamp: 1_700_000_000,
         });
         let xml = event.to_xml();
+        let suite = "dk1".parse().unwrap();
         let origin = CallbackOrigin {
             source: Source::Suite,
-            suite_id: "dk1",
+            suite_id: &suite,
             corp_id: None,
             receive_id: "dk1",
         };

@@ -46,8 +46,8 @@ fn config(url: &str, topology: Topology, confirm_timeout: Duration) -> Publisher
 fn tenant_event(corp: &str) -> Envelope {
     Envelope::internal(
         TenantEvent::Activated(Tenant {
-            suite_id: "dk1".into(),
-            corp_id: corp.into(),
+            suite_id: "dk1".parse().unwrap(),
+            corp_id: corp.parse().unwrap(),
             corp_name: None,
             agent_id: Some(1),
             status: TenantStatus::Active,
@@ -290,10 +290,11 @@ fn envelope_with_an_outsized_kind() -> Envelope {
     );
     let event = wecom::event::Event::parse(&xml).unwrap();
     assert!(event.kind().len() > 300);
+    let (suite, corp) = ("dk1".parse().unwrap(), "wwcorp".parse().unwrap());
     let origin = bus::CallbackOrigin {
         source: bus::Source::App,
-        suite_id: "dk1",
-        corp_id: Some("wwcorp"),
+        suite_id: &suite,
+        corp_id: Some(&corp),
         receive_id: "wwcorp",
     };
     Envelope::from_callback(origin, xml, event)
@@ -347,7 +348,10 @@ async fn an_outsized_or_odd_kind_is_published_and_the_connection_survives() {
         .await
         .expect("the normal event arrives");
     let got = Envelope::from_json(&message.delivery.data).unwrap();
-    assert_eq!(got.corp_id.as_deref(), Some("after"));
+    assert_eq!(
+        got.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+        Some("after")
+    );
 
     // Both odd events reached the unrouted queue with keys and types within the AMQP limit and
     // of the safe characters only.

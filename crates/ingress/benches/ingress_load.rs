@@ -671,8 +671,8 @@ fn envelope_size() -> usize {
     let xml = update_user_xml(0);
     let origin = bus::CallbackOrigin {
         source: bus::Source::App,
-        suite_id: SUITE_ID,
-        corp_id: Some(CORP_ID),
+        suite_id: &SUITE_ID.parse().unwrap(),
+        corp_id: Some(&CORP_ID.parse().unwrap()),
         receive_id: CORP_ID,
     };
     let event = wecom::event::Event::parse(&xml).unwrap();

@@ -11,6 +11,7 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bus::{CallbackOrigin, Envelope, PublishError, Publisher, Source};
 use wecom::callback::EncryptedEnvelope;
+use wecom::ids::{CorpId, SuiteId};
 
 use crate::callback::{Authenticator, Query, Rejection, Route, Signed, Target, parse_event};
 use crate::metrics::Metrics;
@@ -159,14 +160,26 @@ async fn publish(
     };
     let verified = state.auth.verify(target, signed, &state.metrics)?;
     let event = parse_event(&verified.decrypted.message, &state.metrics)?;
+    // Ids of the path, typed: the suite is a configured one; the corp is the receiveid the
+    // plaintext was just checked against.
+    let suite_id = SuiteId::parse(target.suite_id).map_err(|_| Rejection::UnknownSuite)?;
+    let corp_id =
+        target
+            .corp_id
+            .map(CorpId::parse)
+            .transpose()
+            .map_err(|_| Rejection::ReceiveId {
+                expected: target.corp_id.into_iter().map(str::to_owned).collect(),
+                actual: verified.decrypted.receive_id.clone(),
+            })?;
     let origin = CallbackOrigin {
         source: if target.route == Route::AppPost {
             Source::App
         } else {
             Source::Suite
         },
-        suite_id: target.suite_id,
-        corp_id: target.corp_id,
+        suite_id: &suite_id,
+        corp_id: corp_id.as_ref(),
         receive_id: &verified.decrypted.receive_id,
     };
     let envelope = Envelope::from_callback(origin, verified.decrypted.message, event);
@@ -220,7 +233,7 @@ impl State {
         tracing::debug!(
             kind = %envelope.kind,
             suite_id = %envelope.suite_id,
-            corp_id = envelope.corp_id.as_deref(),
+            corp_id = envelope.corp_id.as_ref().map(CorpId::as_str),
             message_id = %envelope.id,
             dedupe_key = %envelope.dedupe_key,
             "event published"

@@ -254,7 +254,7 @@ impl Harness {
     pub async fn publish_raw(&self, event: &Event, plaintext: &str) -> Envelope {
         let origin = CallbackOrigin {
             source: Source::Suite,
-            suite_id: SUITE_ID,
+            suite_id: &suite_id(),
             corp_id: None,
             receive_id: SUITE_ID,
         };

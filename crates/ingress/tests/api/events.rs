@@ -261,7 +261,12 @@ async fn deliver_and_check(app: &TestApp, case: &Case, source: Source) {
     assert_eq!(envelope.source, source);
     assert_eq!(envelope.schema, bus::SCHEMA_VERSION);
     assert_eq!(envelope.suite_id, SUITE_ID);
-    assert_eq!(envelope.corp_id.as_deref(), corp_id, "{}", case.kind);
+    assert_eq!(
+        envelope.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+        corp_id,
+        "{}",
+        case.kind
+    );
     assert_eq!(envelope.raw_xml.as_deref(), Some(case.xml.as_str()));
     assert_eq!(
         envelope.dedupe_key,

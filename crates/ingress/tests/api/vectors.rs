@@ -80,7 +80,10 @@ async fn official_post_vector_is_published_as_a_text_message() {
         .next_envelope(&app.topology.unrouted_queue.clone())
         .await;
     assert_eq!(envelope.kind, "message.text");
-    assert_eq!(envelope.corp_id.as_deref(), Some(receive_id));
+    assert_eq!(
+        envelope.corp_id.as_ref().map(wecom::ids::CorpId::as_str),
+        Some(receive_id)
+    );
     assert_eq!(
         envelope.raw_xml.as_deref(),
         Some(field(&v, "expected_plaintext"))
