@@ -71,7 +71,7 @@ pub(crate) async fn auth_info(
             let client = client.clone();
             let code = permanent_code.clone();
             async move {
-                let corp = corp_id.as_str();
+                let corp = corp_id;
                 let v2 = retry_busy(|| {
                     client.get_auth_info_v2(token.expose(), corp, code.expose_secret())
                 })
@@ -115,7 +115,7 @@ pub(crate) async fn agent_with_fresh_token(
     agent_id: i64,
 ) -> Result<Agent, TokenError> {
     let client = h.client();
-    let token = retry_busy(|| client.get_token(corp_id.as_str(), permanent_code.expose_secret()))
+    let token = retry_busy(|| client.get_token(corp_id, permanent_code.expose_secret()))
         .await
         .map_err(|source| TokenError::Fetch {
             kind: "corp",

@@ -52,7 +52,11 @@ async fn a_burnt_auth_code_is_marked_failed_without_a_retry_loop() {
     // Someone else used the code first (a lost answer, another system): WeCom now says 40078.
     let suite_token = h
         .client
-        .get_suite_token(SUITE_ID, common::SUITE_SECRET, ticket.suite_ticket.expose())
+        .get_suite_token(
+            &SUITE_ID.parse().unwrap(),
+            common::SUITE_SECRET,
+            &ticket.suite_ticket.expose().parse().unwrap(),
+        )
         .await
         .unwrap();
     h.client

@@ -4,6 +4,7 @@
 //! callers.
 
 use std::future::Future;
+use wecom::ids::Ticket;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -73,14 +74,12 @@ impl TokenService {
         let Some(ticket) = suites::ticket(&mut tx, &self.secrets, suite_id).await? else {
             return Err(TokenError::NoSuiteTicket(suite_id.clone()));
         };
+        let ticket =
+            Ticket::parse(ticket.ticket.expose_secret()).map_err(store::StoreError::from)?;
         // The row lock is held across this call: it is what keeps the other replicas waiting.
         let fetched = self
             .client
-            .get_suite_token(
-                suite_id.as_str(),
-                suite_secret.expose_secret(),
-                ticket.ticket.expose_secret(),
-            )
+            .get_suite_token(suite_id, suite_secret.expose_secret(), &ticket)
             .await;
         match fetched {
             Ok(fetched) => {
@@ -138,10 +137,7 @@ impl TokenService {
         }
         let code = tenant.permanent_code(&self.secrets)?;
         // The row lock is held across this call: it is what keeps the other replicas waiting.
-        let fetched = self
-            .client
-            .get_token(corp_id.as_str(), code.expose_secret())
-            .await;
+        let fetched = self.client.get_token(corp_id, code.expose_secret()).await;
         match fetched {
             Ok(fetched) => {
                 let expires_at = row.now + lifetime(fetched.expires_in);

@@ -68,7 +68,7 @@ async fn v2_exchange_and_auth_info() {
     assert_eq!(v2.auth_corp_info.corpid, corp);
     let info = h
         .client
-        .get_auth_info_v2(&suite_token, &corp, &v2.permanent_code)
+        .get_auth_info_v2(&suite_token, &corp.parse().unwrap(), &v2.permanent_code)
         .await
         .unwrap();
     let privilege = info.auth_info.agent[0].privilege.clone().unwrap();
@@ -76,12 +76,16 @@ async fn v2_exchange_and_auth_info() {
     assert!(info.auth_corp_info.corp_ex_name.is_some());
     let v1 = h
         .client
-        .get_auth_info(&suite_token, &corp, &v2.permanent_code)
+        .get_auth_info(&suite_token, &corp.parse().unwrap(), &v2.permanent_code)
         .await
         .unwrap();
     assert!(v1.auth_corp_info.corp_wxqrcode.is_some());
     assert_eq!(
-        code(h.client.get_auth_info(&suite_token, &corp, "wrong").await),
+        code(
+            h.client
+                .get_auth_info(&suite_token, &corp.parse().unwrap(), "wrong")
+                .await
+        ),
         40084
     );
 }
@@ -91,7 +95,11 @@ async fn stale_or_unknown_ticket_is_40085() {
     let h = start(config()).await;
     let unknown = h
         .client
-        .get_suite_token(SUITE_ID, SUITE_SECRET, "never-issued")
+        .get_suite_token(
+            &SUITE_ID.parse().unwrap(),
+            SUITE_SECRET,
+            &"never-issued".parse().unwrap(),
+        )
         .await;
     assert_eq!(code(unknown), 40085);
     let ticket = h.ticket().await;
@@ -100,24 +108,44 @@ async fn stale_or_unknown_ticket_is_40085() {
     let _newer = h.ticket().await;
     assert!(
         h.client
-            .get_suite_token(SUITE_ID, SUITE_SECRET, &ticket)
+            .get_suite_token(
+                &SUITE_ID.parse().unwrap(),
+                SUITE_SECRET,
+                &ticket.parse().unwrap()
+            )
             .await
             .is_ok()
     );
     h.advance(1200).await;
     let stale = h
         .client
-        .get_suite_token(SUITE_ID, SUITE_SECRET, &ticket)
+        .get_suite_token(
+            &SUITE_ID.parse().unwrap(),
+            SUITE_SECRET,
+            &ticket.parse().unwrap(),
+        )
         .await;
     assert_eq!(code(stale), 40085);
     assert_eq!(
-        code(h.client.get_suite_token(SUITE_ID, "wrong", &ticket).await),
+        code(
+            h.client
+                .get_suite_token(
+                    &SUITE_ID.parse().unwrap(),
+                    "wrong",
+                    &ticket.parse().unwrap()
+                )
+                .await
+        ),
         40001
     );
     assert_eq!(
         code(
             h.client
-                .get_suite_token("dknope", SUITE_SECRET, &ticket)
+                .get_suite_token(
+                    &"dknope".parse().unwrap(),
+                    SUITE_SECRET,
+                    &ticket.parse().unwrap()
+                )
                 .await
         ),
         40083
@@ -132,7 +160,11 @@ async fn tokens_are_stable_then_expire() {
     let h = start(config).await;
     let corp = h.corp(json!({ "users": 5 })).await;
     let (permanent, token) = h.activate(&corp).await;
-    let again = h.client.get_token(&corp, &permanent).await.unwrap();
+    let again = h
+        .client
+        .get_token(&corp.parse().unwrap(), &permanent)
+        .await
+        .unwrap();
     assert_eq!(again.access_token, token, "same token while valid");
     assert!(again.expires_in <= 60);
     assert!(h.client.department_list(&token, None).await.is_ok());
@@ -141,7 +173,11 @@ async fn tokens_are_stable_then_expire() {
     let err = expired.unwrap_err();
     assert_eq!(err.code(), Some(42001));
     assert!(matches!(err.class(), ErrorClass::TokenExpired(_)));
-    let fresh = h.client.get_token(&corp, &permanent).await.unwrap();
+    let fresh = h
+        .client
+        .get_token(&corp.parse().unwrap(), &permanent)
+        .await
+        .unwrap();
     assert_ne!(fresh.access_token, token);
     assert!(
         h.client
@@ -156,13 +192,17 @@ async fn tokens_are_stable_then_expire() {
     assert_eq!(
         code(
             h.client
-                .get_auth_info(&suite_token, &corp, &permanent)
+                .get_auth_info(&suite_token, &corp.parse().unwrap(), &permanent)
                 .await
         ),
         42009
     );
     assert_eq!(
-        code(h.client.get_auth_info("garbage", &corp, &permanent).await),
+        code(
+            h.client
+                .get_auth_info("garbage", &corp.parse().unwrap(), &permanent)
+                .await
+        ),
         40082
     );
 }
@@ -172,9 +212,16 @@ async fn gettoken_rules_through_reset_and_cancel() {
     let h = start(config()).await;
     let corp = h.corp(json!({ "users": 5 })).await;
     let (permanent, token) = h.activate(&corp).await;
-    assert_eq!(code(h.client.get_token(&corp, "wrong").await), 40001);
     assert_eq!(
-        code(h.client.get_token("wwunknown", &permanent).await),
+        code(h.client.get_token(&corp.parse().unwrap(), "wrong").await),
+        40001
+    );
+    assert_eq!(
+        code(
+            h.client
+                .get_token(&"wwunknown".parse().unwrap(), &permanent)
+                .await
+        ),
         40013
     );
 
@@ -186,7 +233,14 @@ async fn gettoken_rules_through_reset_and_cancel() {
         )
         .await;
     let auth_code = reset["auth_code"].as_str().unwrap();
-    assert_eq!(code(h.client.get_token(&corp, &permanent).await), 40001);
+    assert_eq!(
+        code(
+            h.client
+                .get_token(&corp.parse().unwrap(), &permanent)
+                .await
+        ),
+        40001
+    );
     assert_eq!(code(h.client.user_get(&token, "u000001").await), 40014);
     let suite_token = h.suite_token().await;
     let renewed = h
@@ -197,7 +251,7 @@ async fn gettoken_rules_through_reset_and_cancel() {
     assert_ne!(renewed.permanent_code, permanent);
     let token = h
         .client
-        .get_token(&corp, &renewed.permanent_code)
+        .get_token(&corp.parse().unwrap(), &renewed.permanent_code)
         .await
         .unwrap()
         .access_token;
@@ -210,7 +264,7 @@ async fn gettoken_rules_through_reset_and_cancel() {
     .await;
     let after_cancel = h
         .client
-        .get_token(&corp, &renewed.permanent_code)
+        .get_token(&corp.parse().unwrap(), &renewed.permanent_code)
         .await
         .unwrap_err();
     assert_eq!(after_cancel.code(), Some(48004));
@@ -524,12 +578,16 @@ async fn a_disabled_app_says_close_and_answers_50003_until_enabled() {
     assert_eq!(code(h.client.tag_get(&token, 1).await), 50003);
     assert_eq!(code(h.client.agent_get_permissions(&token).await), 50003);
     // The secret stays valid: gettoken (same token while valid) and the auth info still work.
-    let again = h.client.get_token(&corp, &permanent).await.unwrap();
+    let again = h
+        .client
+        .get_token(&corp.parse().unwrap(), &permanent)
+        .await
+        .unwrap();
     assert_eq!(again.access_token, token);
     let suite_token = h.suite_token().await;
     let info = h
         .client
-        .get_auth_info_v2(&suite_token, &corp, &permanent)
+        .get_auth_info_v2(&suite_token, &corp.parse().unwrap(), &permanent)
         .await
         .unwrap();
     assert_eq!(info.auth_info.agent[0].agentid, agent_id);

@@ -84,7 +84,11 @@ async fn template_callbacks_decrypt_with_the_suite_keys() {
     );
     // The pushed ticket is the one get_suite_token accepts.
     h.client
-        .get_suite_token(SUITE_ID, SUITE_SECRET, pushed_ticket.suite_ticket.expose())
+        .get_suite_token(
+            &SUITE_ID.parse().unwrap(),
+            SUITE_SECRET,
+            &pushed_ticket.suite_ticket.expose().parse().unwrap(),
+        )
         .await
         .unwrap();
 

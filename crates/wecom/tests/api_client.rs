@@ -87,7 +87,11 @@ async fn get_suite_token_posts_credentials_and_accepts_an_answer_without_errcode
         .await;
 
     let token = client
-        .get_suite_token("dk123", "S3CR3T", "TICKET")
+        .get_suite_token(
+            &"dk123".parse().unwrap(),
+            "S3CR3T",
+            &"TICKET".parse().unwrap(),
+        )
         .await
         .unwrap();
 
@@ -111,7 +115,10 @@ async fn get_provider_token_posts_corpid_and_secret() {
         .mount(&server)
         .await;
 
-    let token = client.get_provider_token("wwprovider", "PS").await.unwrap();
+    let token = client
+        .get_provider_token(&"wwprovider".parse().unwrap(), "PS")
+        .await
+        .unwrap();
 
     assert_eq!(token.access_token, "PROVIDER-TOKEN");
 }
@@ -129,7 +136,7 @@ async fn get_token_sends_corpid_and_permanent_code_as_gettoken_query() {
         .await;
 
     let token = client
-        .get_token("wpAbCdEf012345", "PERMANENT-SECRET-xyz")
+        .get_token(&"wpAbCdEf012345".parse().unwrap(), "PERMANENT-SECRET-xyz")
         .await
         .unwrap();
 
@@ -261,7 +268,7 @@ async fn get_auth_info_v1_posts_corp_and_permanent_code() {
         .await;
 
     let info = client
-        .get_auth_info(SUITE_TOKEN, "wpXyZ", "PC")
+        .get_auth_info(SUITE_TOKEN, &"wpXyZ".parse().unwrap(), "PC")
         .await
         .unwrap();
 
@@ -304,7 +311,7 @@ async fn get_auth_info_v2_parses_corp_ex_name() {
         .await;
 
     let info = client
-        .get_auth_info_v2(SUITE_TOKEN, "wpXyZ", "PC")
+        .get_auth_info_v2(SUITE_TOKEN, &"wpXyZ".parse().unwrap(), "PC")
         .await
         .unwrap();
 
@@ -758,7 +765,10 @@ async fn invalid_permanent_code_marks_the_tenant_broken() {
         .mount(&server)
         .await;
 
-    let err = client.get_token("wpXyZ", "PC").await.unwrap_err();
+    let err = client
+        .get_token(&"wpXyZ".parse().unwrap(), "PC")
+        .await
+        .unwrap_err();
 
     assert_eq!(err.class(), ErrorClass::TenantBroken);
 }
@@ -796,7 +806,7 @@ async fn errcode_on_a_token_endpoint_wins_over_the_missing_payload() {
         .await;
 
     let err = client
-        .get_suite_token("dk1", "S", "stale")
+        .get_suite_token(&"dk1".parse().unwrap(), "S", &"stale".parse().unwrap())
         .await
         .unwrap_err();
 
@@ -875,7 +885,10 @@ async fn a_success_body_of_the_wrong_shape_is_a_decode_error() {
         .mount(&server)
         .await;
 
-    let err = client.get_token("wpXyZ", "PC").await.unwrap_err();
+    let err = client
+        .get_token(&"wpXyZ".parse().unwrap(), "PC")
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, ApiError::Decode(_)), "{err:?}");
 }
@@ -990,7 +1003,7 @@ async fn transport_errors_never_show_the_token_or_secret_from_the_query() {
 
     let timeout = client.user_get(TOKEN, "zhangsan").await.unwrap_err();
     let gettoken = client
-        .get_token("wpXyZ", "PERMANENT-SECRET-xyz")
+        .get_token(&"wpXyZ".parse().unwrap(), "PERMANENT-SECRET-xyz")
         .await
         .unwrap_err();
 

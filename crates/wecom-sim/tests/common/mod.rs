@@ -142,7 +142,11 @@ impl Harness {
     pub async fn suite_token(&self) -> String {
         let ticket = self.ticket().await;
         self.client
-            .get_suite_token(SUITE_ID, SUITE_SECRET, &ticket)
+            .get_suite_token(
+                &SUITE_ID.parse().unwrap(),
+                SUITE_SECRET,
+                &ticket.parse().unwrap(),
+            )
             .await
             .unwrap()
             .access_token
@@ -178,7 +182,7 @@ impl Harness {
             .permanent_code;
         let token = self
             .client
-            .get_token(corp, &permanent)
+            .get_token(&corp.parse().unwrap(), &permanent)
             .await
             .unwrap()
             .access_token;

@@ -26,6 +26,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::ids::{CorpId, SuiteId, Ticket};
+
 pub use agent::{
     Agent, AgentPermissions, AllowPartys, AllowTags, AllowUser, AllowUserInfos, PermissionExt,
 };
@@ -156,14 +158,14 @@ impl Client {
     /// WeCom omits `errcode` on success here.
     pub async fn get_suite_token(
         &self,
-        suite_id: &str,
+        suite_id: &SuiteId,
         suite_secret: &str,
-        suite_ticket: &str,
+        suite_ticket: &Ticket,
     ) -> Result<AccessToken, ApiError> {
         let body = SuiteTokenRequest {
-            suite_id: suite_id.to_owned(),
+            suite_id: suite_id.as_str().to_owned(),
             suite_secret: suite_secret.to_owned(),
-            suite_ticket: suite_ticket.to_owned(),
+            suite_ticket: suite_ticket.expose().to_owned(),
         };
         let token: SuiteAccessToken = self.post(paths::GET_SUITE_TOKEN, &[], &body).await?;
         Ok(token.into())
@@ -173,11 +175,11 @@ impl Client {
     /// WeCom omits `errcode` on success here.
     pub async fn get_provider_token(
         &self,
-        provider_corpid: &str,
+        provider_corpid: &CorpId,
         provider_secret: &str,
     ) -> Result<AccessToken, ApiError> {
         let body = ProviderTokenRequest {
-            corpid: provider_corpid.to_owned(),
+            corpid: provider_corpid.as_str().to_owned(),
             provider_secret: provider_secret.to_owned(),
         };
         let token: ProviderAccessToken = self.post(paths::GET_PROVIDER_TOKEN, &[], &body).await?;
@@ -223,7 +225,7 @@ impl Client {
     pub async fn get_auth_info(
         &self,
         suite_token: &str,
-        auth_corp_id: &str,
+        auth_corp_id: &CorpId,
         permanent_code: &str,
     ) -> Result<AuthInfoResponse, ApiError> {
         self.auth_info(
@@ -239,7 +241,7 @@ impl Client {
     pub async fn get_auth_info_v2(
         &self,
         suite_token: &str,
-        auth_corp_id: &str,
+        auth_corp_id: &CorpId,
         permanent_code: &str,
     ) -> Result<AuthInfoResponse, ApiError> {
         self.auth_info(
@@ -255,11 +257,11 @@ impl Client {
         &self,
         path: &'static str,
         suite_token: &str,
-        auth_corp_id: &str,
+        auth_corp_id: &CorpId,
         permanent_code: &str,
     ) -> Result<AuthInfoResponse, ApiError> {
         let body = AuthInfoRequest {
-            auth_corpid: auth_corp_id.to_owned(),
+            auth_corpid: auth_corp_id.as_str().to_owned(),
             permanent_code: permanent_code.to_owned(),
         };
         let query = [("suite_access_token", suite_token)];
@@ -270,10 +272,10 @@ impl Client {
     /// permanent code (never `service/get_corp_token`, which is for third-party apps).
     pub async fn get_token(
         &self,
-        corp_id: &str,
+        corp_id: &CorpId,
         corp_secret: &str,
     ) -> Result<AccessToken, ApiError> {
-        let query = [("corpid", corp_id), ("corpsecret", corp_secret)];
+        let query = [("corpid", corp_id.as_str()), ("corpsecret", corp_secret)];
         self.get(paths::GET_TOKEN, &query).await
     }
 
