@@ -234,11 +234,7 @@ async fn gettoken_rules_through_reset_and_cancel() {
         .await;
     let auth_code = reset["auth_code"].as_str().unwrap();
     assert_eq!(
-        code(
-            h.client
-                .get_token(&corp.parse().unwrap(), &permanent)
-                .await
-        ),
+        code(h.client.get_token(&corp.parse().unwrap(), &permanent).await),
         40001
     );
     assert_eq!(code(h.client.user_get(&token, "u000001").await), 40014);
