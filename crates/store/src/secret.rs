@@ -21,7 +21,9 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rand::RngCore as _;
+use rand::Rng as _;
+use rand::rand_core::UnwrapErr;
+use rand::rngs::SysRng;
 use secrecy::SecretString;
 use sha2::{Digest as _, Sha256};
 
@@ -166,7 +168,7 @@ impl SecretKey {
     /// The text is the only copy of the key: store it in the secret manager.
     pub fn generate(id: KeyId) -> (Self, SecretString) {
         let mut bytes = [0_u8; KEY_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        UnwrapErr(SysRng).fill_bytes(&mut bytes);
         let text = format!("{id}:{}", STANDARD.encode(bytes));
         (Self::from_bytes(id, &bytes), SecretString::from(text))
     }
@@ -370,14 +372,14 @@ impl SecretBox {
     pub fn seal(&self, context: &SecretContext, plaintext: &str) -> Result<Sealed, SecretError> {
         let key = &self.keyring.active;
         let mut nonce = [0_u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        UnwrapErr(SysRng).fill_bytes(&mut nonce);
         let payload = Payload {
             msg: plaintext.as_bytes(),
             aad: &context.aad,
         };
         let ciphertext = key
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), payload)
+            .encrypt(&Nonce::from(nonce), payload)
             .map_err(|_| SecretError::Encrypt {
                 context: context.label.clone(),
             })?;
@@ -407,19 +409,18 @@ impl SecretBox {
                     .collect::<Vec<_>>()
                     .join(", "),
             })?;
-        if sealed.nonce.len() != NONCE_LEN {
-            return Err(SecretError::BadNonce {
+        let nonce =
+            Nonce::try_from(sealed.nonce.as_slice()).map_err(|_| SecretError::BadNonce {
                 context: context.label.clone(),
                 len: sealed.nonce.len(),
-            });
-        }
+            })?;
         let payload = Payload {
             msg: &sealed.ciphertext,
             aad: &context.aad,
         };
         let plaintext = key
             .cipher
-            .decrypt(Nonce::from_slice(&sealed.nonce), payload)
+            .decrypt(&nonce, payload)
             .map_err(|_| SecretError::Decrypt {
                 key_id: sealed.key_id.clone(),
                 context: context.label.clone(),

@@ -5,8 +5,8 @@
 //! Secrets (tokens, AuthCodes, permanent codes) do not come from here: they use `rand`'s OS-seeded
 //! generator, since nothing should be able to predict them.
 
-use rand::Rng as _;
-use rand::distributions::Alphanumeric;
+use rand::RngExt as _;
+use rand::distr::Alphanumeric;
 
 /// SplitMix64: fast, tiny, and good enough for test data (not for secrets).
 #[derive(Debug, Clone)]
@@ -76,7 +76,7 @@ impl SplitMix64 {
 
 /// An unpredictable alphanumeric string, for tokens, tickets, AuthCodes and secrets.
 pub fn secret(len: usize) -> String {
-    rand::thread_rng()
+    rand::rng()
         .sample_iter(&Alphanumeric)
         .take(len)
         .map(char::from)

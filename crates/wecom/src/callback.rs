@@ -125,7 +125,7 @@ fn parse_json(text: &str) -> Result<EncryptedEnvelope, CryptoError> {
 fn parse_xml(text: &str) -> Result<EncryptedEnvelope, CryptoError> {
     let mut reader = Reader::from_str(text);
     let mut depth = 0usize;
-    let mut current: Option<Vec<u8>> = None;
+    let mut current: Option<String> = None;
     let mut fields: [Option<String>; 3] = [None, None, None];
     loop {
         let event = reader
@@ -137,23 +137,20 @@ fn parse_xml(text: &str) -> Result<EncryptedEnvelope, CryptoError> {
                 if depth > MAX_ENVELOPE_DEPTH {
                     return Err(CryptoError::ParseXml("nesting too deep".into()));
                 }
-                current = (depth == 2).then(|| start.name().as_ref().to_vec());
+                current = (depth == 2).then(|| AsRef::<str>::as_ref(&start.name()).to_owned());
             }
             XmlEvent::End(_) => {
                 depth = depth.saturating_sub(1);
                 current = None;
             }
-            XmlEvent::Text(t) => {
-                let text = t
-                    .unescape()
+            XmlEvent::Text(t) => store_field(&mut fields, current.as_deref(), t.trim()),
+            XmlEvent::CData(c) => store_field(&mut fields, current.as_deref(), c.trim()),
+            // `&…;` comes as its own event: a character reference or a predefined entity, kept
+            // untrimmed; any other name is refused (no DTD can declare it).
+            XmlEvent::GeneralRef(r) => {
+                let text = crate::event::dom::resolve_reference(&r)
                     .map_err(|e| CryptoError::ParseXml(format!("invalid text: {e}")))?;
                 store_field(&mut fields, current.as_deref(), &text);
-            }
-            XmlEvent::CData(c) => {
-                // A slice of `text`, so valid UTF-8 unless it splits a character.
-                let text = std::str::from_utf8(&c)
-                    .map_err(|_| CryptoError::ParseXml("invalid UTF-8 in CDATA".into()))?;
-                store_field(&mut fields, current.as_deref(), text);
             }
             XmlEvent::DocType(_) => return Err(CryptoError::ParseXml("DTD refused".into())),
             XmlEvent::Eof => break,
@@ -168,14 +165,14 @@ fn parse_xml(text: &str) -> Result<EncryptedEnvelope, CryptoError> {
     })
 }
 
-fn store_field(fields: &mut [Option<String>; 3], element: Option<&[u8]>, text: &str) {
+/// Appends `text` (trimmed by the caller where it should be) to the field `element` names.
+fn store_field(fields: &mut [Option<String>; 3], element: Option<&str>, text: &str) {
     let index = match element {
-        Some(b"ToUserName") => 0,
-        Some(b"Encrypt") => 1,
-        Some(b"AgentID") => 2,
+        Some("ToUserName") => 0,
+        Some("Encrypt") => 1,
+        Some("AgentID") => 2,
         _ => return,
     };
-    let text = text.trim();
     let slot = &mut fields[index];
     match slot {
         Some(existing) => existing.push_str(text),
@@ -236,6 +233,7 @@ mod tests {
         for body in [
             &b"<xml><ToUserName>x</ToUserName></xml>"[..],
             b"<!DOCTYPE x [<!ENTITY a \"b\">]><xml><Encrypt>&a;</Encrypt></xml>",
+            b"<xml><Encrypt>ab&a;</Encrypt></xml>",
             b"not xml <<<",
             b"{\"encrypt\": 1",
         ] {

@@ -6,7 +6,7 @@
 //! callers must check themselves (see [`Decrypted::receive_id`]). Every input is untrusted: no
 //! function in this module panics, whatever bytes it is given.
 
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
+use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit, block_padding::NoPadding};
 use base64::Engine;
 use base64::engine::{GeneralPurpose, GeneralPurposeConfig, general_purpose::STANDARD};
 use sha1::{Digest, Sha1};
@@ -193,7 +193,7 @@ impl CallbackCrypto {
         let cipher = Aes256CbcDec::new_from_slices(&self.key, self.iv())
             .map_err(|_| CryptoError::DecryptAes("bad key length"))?;
         let plain = cipher
-            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .decrypt_padded::<NoPadding>(&mut buf)
             .map_err(|_| CryptoError::DecryptAes("cipher rejected the buffer"))?;
         let unpadded = strip_padding(plain)?;
         unframe(unpadded)
@@ -225,7 +225,7 @@ impl CallbackCrypto {
         let cipher = Aes256CbcEnc::new_from_slices(&self.key, self.iv())
             .map_err(|_| CryptoError::EncryptAes("bad key length"))?;
         let sealed = cipher
-            .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+            .encrypt_padded::<NoPadding>(&mut buf, len)
             .map_err(|_| CryptoError::EncryptAes("buffer not block aligned"))?;
         Ok(STANDARD.encode(sealed))
     }

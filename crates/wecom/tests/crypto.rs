@@ -227,7 +227,7 @@ fn whole_blocks_dropped_from_the_end_break_the_framing() {
 
 /// Encrypts an arbitrary plaintext (no framing) so the unframing checks can be reached.
 fn seal_raw(plain: &[u8]) -> String {
-    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
+    use aes::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::NoPadding};
     use base64::Engine;
     // The official key has non-zero trailing bits, as WeCom's own SDKs tolerate.
     let lenient = base64::engine::GeneralPurpose::new(
@@ -239,7 +239,7 @@ fn seal_raw(plain: &[u8]) -> String {
     let len = buf.len();
     let sealed = cbc::Encryptor::<aes::Aes256>::new_from_slices(&key, &key[..16])
         .unwrap()
-        .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+        .encrypt_padded::<NoPadding>(&mut buf, len)
         .unwrap()
         .to_vec();
     base64::engine::general_purpose::STANDARD.encode(sealed)

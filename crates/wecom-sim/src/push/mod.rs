@@ -18,7 +18,7 @@ mod verify;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand::Rng as _;
+use rand::RngExt as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
@@ -175,8 +175,8 @@ impl Push {
     /// A fresh `msg_signature=…&timestamp=…&nonce=…` query for one delivery.
     pub fn signed_query(&self, timestamp: i64) -> String {
         let timestamp = timestamp.to_string();
-        let nonce = rand::thread_rng()
-            .gen_range(1_000_000_000u64..10_000_000_000)
+        let nonce = rand::rng()
+            .random_range(1_000_000_000u64..10_000_000_000)
             .to_string();
         let signature = self.crypto.signature(&timestamp, &nonce, &self.encrypt);
         format!("msg_signature={signature}&timestamp={timestamp}&nonce={nonce}")

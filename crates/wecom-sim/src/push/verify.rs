@@ -2,7 +2,7 @@
 //! (docs/wecom.md §1.1). The simulator sends the same GET on request, so an ingress's
 //! verification route can be tested end to end.
 
-use rand::Rng as _;
+use rand::RngExt as _;
 use serde::Serialize;
 use wecom::crypto::CallbackCrypto;
 
@@ -37,8 +37,8 @@ pub(crate) async fn verify(
     timeout: std::time::Duration,
 ) -> VerifyReport {
     // Like the official samples: a decimal string.
-    let expected = rand::thread_rng()
-        .gen_range(1_000_000_000_000_000_000u64..u64::MAX)
+    let expected = rand::rng()
+        .random_range(1_000_000_000_000_000_000u64..u64::MAX)
         .to_string();
     let mut report = VerifyReport {
         url: url.to_owned(),
@@ -57,8 +57,8 @@ pub(crate) async fn verify(
         }
     };
     let timestamp = super::deliver::wall_clock_secs().to_string();
-    let nonce = rand::thread_rng()
-        .gen_range(100_000_000u64..1_000_000_000)
+    let nonce = rand::rng()
+        .random_range(100_000_000u64..1_000_000_000)
         .to_string();
     let signature = crypto.signature(&timestamp, &nonce, &echostr);
     let full = format!(

@@ -3,12 +3,15 @@
 //! WeCom bodies are tiny and shallow, so the whole document becomes a tree of [`Element`]s, which
 //! the event parsers then read by element name. This module owns the hostile-input rules: size
 //! limit, depth limit, no DTD (so no entity can be declared, let alone expanded), one root, and
-//! text handling (plain text unescaped and trimmed, CDATA kept verbatim).
+//! text handling (plain text unescaped and trimmed, CDATA kept verbatim). The reader reports each
+//! `&…;` reference as its own event; only character references and the five predefined entities
+//! resolve, any other name is refused ([`resolve_reference`]).
 
 use std::borrow::Cow;
 
 use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event as XmlEvent};
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesRef, BytesStart, Event as XmlEvent};
 
 use super::{EventError, MAX_DEPTH, MAX_XML_BYTES};
 
@@ -45,15 +48,20 @@ pub(crate) fn parse(xml: &str) -> Result<Element<'_>, EventError> {
             EventError::NotXml(format!("{err} (at byte {})", reader.error_position()))
         })?;
         match event {
-            XmlEvent::Start(start) => tree.open(name_of(xml, at, &start)?)?,
+            XmlEvent::Start(start) => tree.open(name_of(xml, at, &start))?,
             XmlEvent::Empty(start) => {
-                tree.open(name_of(xml, at, &start)?)?;
+                tree.open(name_of(xml, at, &start))?;
                 tree.close()?;
             }
             XmlEvent::End(_) => tree.close()?,
+            // Text as written (no end-of-line normalization); it holds no `&`: references
+            // arrive as their own events.
             XmlEvent::Text(text) if is_blank(&text) && !tree.keeps_blank() => {}
-            XmlEvent::Text(text) => tree.text(text.unescape().map_err(not_xml)?)?,
-            XmlEvent::CData(cdata) => tree.cdata(cdata.decode().map_err(not_xml)?)?,
+            XmlEvent::Text(text) => tree.text(text.into_inner())?,
+            XmlEvent::GeneralRef(reference) => {
+                tree.text(resolve_reference(&reference).map_err(EventError::NotXml)?)?;
+            }
+            XmlEvent::CData(cdata) => tree.cdata(cdata.into_inner())?,
             XmlEvent::DocType(_) => return Err(EventError::Doctype),
             XmlEvent::Decl(_) | XmlEvent::PI(_) | XmlEvent::Comment(_) => {}
             XmlEvent::Eof => return tree.finish(),
@@ -61,28 +69,35 @@ pub(crate) fn parse(xml: &str) -> Result<Element<'_>, EventError> {
     }
 }
 
-fn not_xml(err: impl std::fmt::Display) -> EventError {
-    EventError::NotXml(err.to_string())
+/// Whitespace only (XML whitespace is ASCII).
+fn is_blank(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_whitespace())
 }
 
-/// Whitespace only (XML whitespace is ASCII); needs no unescaping.
-fn is_blank(text: &[u8]) -> bool {
-    text.iter().all(u8::is_ascii_whitespace)
+/// What a `&name;` or `&#…;` reference stands for: a character reference or one of the five
+/// predefined entities. Any other name would need a DTD to declare it, and DTDs are refused, so
+/// it is an error (never expanded, never kept as text).
+pub(crate) fn resolve_reference(reference: &BytesRef<'_>) -> Result<Cow<'static, str>, String> {
+    match reference.resolve_char_ref() {
+        Ok(Some(c)) => Ok(Cow::Owned(c.to_string())),
+        Err(err) => Err(format!("{err} in &{};", &**reference)),
+        Ok(None) => resolve_predefined_entity(reference)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| format!("undeclared entity &{};", &**reference)),
+    }
 }
 
 /// The element name, borrowed from `xml` when the tag starts at `at` (it does, for a slice
 /// reader); checked byte for byte, with an owned copy as the fallback.
-fn name_of<'a>(xml: &'a str, at: u64, start: &BytesStart<'_>) -> Result<Cow<'a, str>, EventError> {
+fn name_of<'a>(xml: &'a str, at: u64, start: &BytesStart<'_>) -> Cow<'a, str> {
     let name = start.name();
-    let name = name.as_ref();
+    let name: &str = name.as_ref();
     let borrowed = usize::try_from(at)
         .ok()
         .and_then(|at| xml.get(at.checked_add(1)?..at.checked_add(1 + name.len())?));
     match borrowed {
-        Some(slice) if slice.as_bytes() == name => Ok(Cow::Borrowed(slice)),
-        _ => std::str::from_utf8(name)
-            .map(|s| Cow::Owned(s.to_owned()))
-            .map_err(not_xml),
+        Some(slice) if slice == name => Cow::Borrowed(slice),
+        _ => Cow::Owned(name.to_owned()),
     }
 }
 
@@ -248,6 +263,34 @@ mod tests {
             children: vec![leaf("a", "x & y"), leaf("b", " &amp; "), leaf("c", "")],
         };
         assert_eq!(root, Ok(expected));
+    }
+
+    #[test]
+    fn references_resolve_in_place_and_undeclared_entities_are_not_xml() {
+        let root = parse("<xml><a> &lt;x&#x20;&amp;&#20013; y&gt; </a><b>&#32;</b></xml>");
+        let children = root.map(|r| r.children);
+        assert_eq!(children, Ok(vec![leaf("a", "<x &中 y>"), leaf("b", "")]));
+        for xml in [
+            "<xml><a>&lol;</a></xml>",
+            "<xml><a>x &nbsp; y</a></xml>",
+            "<xml><a>&#0;</a></xml>",
+            "<xml><a>&#xD800;</a></xml>",
+            "<xml><a>a & b</a></xml>",
+            "&amp;<xml/>",
+        ] {
+            assert!(matches!(parse(xml), Err(EventError::NotXml(_))), "{xml}");
+        }
+    }
+
+    #[test]
+    fn a_doctype_anywhere_is_refused_before_any_entity_is_read() {
+        for xml in [
+            "<!DOCTYPE xml [<!ENTITY a \"b\">]><xml><a>&a;</a></xml>",
+            "<!DOCTYPE xml SYSTEM \"file:///etc/passwd\"><xml/>",
+            "<xml><!DOCTYPE x><a>&a;</a></xml>",
+        ] {
+            assert_eq!(parse(xml), Err(EventError::Doctype), "{xml}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 mod app;
 mod auth;
 mod contact;
-mod dom;
+pub(crate) mod dom;
 mod error;
 mod fields;
 mod writer;
