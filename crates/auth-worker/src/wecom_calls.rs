@@ -37,21 +37,19 @@ pub(crate) async fn exchange_auth_code(
             let client = client.clone();
             let code = auth_code.clone();
             async move {
-                let v2 = retry_busy(|| {
-                    client.get_permanent_code_v2(token.expose(), code.expose_secret())
-                })
-                .await;
-                match v2 {
-                    Err(err) if v2_unavailable(&err) => {
-                        tracing::info!(error = %err, "get_permanent_code v2 unavailable; using v1");
-                        retry_busy(|| {
-                            client.get_permanent_code(token.expose(), code.expose_secret())
-                        })
-                        .await
-                        .map(ExchangeAnswer::V1)
-                    }
-                    other => other.map(ExchangeAnswer::V2),
-                }
+                let (token, code) = (token.expose(), code.expose_secret());
+                v2_or_v1(
+                    "get_permanent_code",
+                    || {
+                        let call = client.get_permanent_code_v2(token, code);
+                        async move { call.await.map(ExchangeAnswer::V2) }
+                    },
+                    || {
+                        let call = client.get_permanent_code(token, code);
+                        async move { call.await.map(ExchangeAnswer::V1) }
+                    },
+                )
+                .await
             }
         })
         .await
@@ -71,23 +69,33 @@ pub(crate) async fn auth_info(
             let client = client.clone();
             let code = permanent_code.clone();
             async move {
-                let corp = corp_id;
-                let v2 = retry_busy(|| {
-                    client.get_auth_info_v2(token.expose(), corp, code.expose_secret())
-                })
-                .await;
-                match v2 {
-                    Err(err) if v2_unavailable(&err) => {
-                        retry_busy(|| {
-                            client.get_auth_info(token.expose(), corp, code.expose_secret())
-                        })
-                        .await
-                    }
-                    other => other,
-                }
+                let (token, code) = (token.expose(), code.expose_secret());
+                v2_or_v1(
+                    "get_auth_info",
+                    || client.get_auth_info_v2(token, corp_id, code),
+                    || client.get_auth_info(token, corp_id, code),
+                )
+                .await
             }
         })
         .await
+}
+
+/// The v2 call, or the v1 one when v2 is unavailable; each retried while WeCom is busy.
+async fn v2_or_v1<T, V2, V2Fut, V1, V1Fut>(api: &str, v2: V2, v1: V1) -> Result<T, ApiError>
+where
+    V2: FnMut() -> V2Fut,
+    V2Fut: Future<Output = Result<T, ApiError>>,
+    V1: FnMut() -> V1Fut,
+    V1Fut: Future<Output = Result<T, ApiError>>,
+{
+    match retry_busy(v2).await {
+        Err(err) if v2_unavailable(&err) => {
+            tracing::info!(api, error = %err, "v2 unavailable; using v1");
+            retry_busy(v1).await
+        }
+        other => other,
+    }
 }
 
 /// `agent/get` with the tenant's cached corp token (one refresh across replicas).

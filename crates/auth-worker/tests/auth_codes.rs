@@ -241,9 +241,7 @@ async fn v1_is_used_when_v2_is_unavailable() {
         .expect(1)
         .mount(&wecom)
         .await;
-    let mut config = h.worker_config();
-    config.wecom_api_base = wecom.uri().parse().unwrap();
-    let worker = h.worker_with(config).await;
+    let worker = h.worker_on(&wecom.uri()).await;
 
     h.publish(&Event::SuiteTicket(wecom::event::SuiteTicket {
         suite_id: SUITE_ID.parse().unwrap(),

@@ -150,9 +150,7 @@ async fn a_worker_killed_while_fetching_auth_info_has_already_stored_the_permane
         .mount(&wecom)
         .await;
 
-    let mut config = h.worker_config();
-    config.wecom_api_base = wecom.uri().parse().unwrap();
-    let worker = h.worker_with(config).await;
+    let worker = h.worker_on(&wecom.uri()).await;
     let tenant = h
         .wait_tenant("wwkilled", |t| t.agent_id == Some(1_000_042))
         .await;
@@ -220,9 +218,7 @@ async fn a_retried_commit_keeps_its_claim_on_the_code() {
         .respond_with(ok(auth_info_answer("wwretry")))
         .mount(&wecom)
         .await;
-    let mut config = h.worker_config();
-    config.wecom_api_base = wecom.uri().parse().unwrap();
-    let worker = h.worker_with(config).await;
+    let worker = h.worker_on(&wecom.uri()).await;
     let now = Utc::now().timestamp();
     h.publish(&ticket(now)).await;
 
@@ -300,9 +296,7 @@ async fn an_exchange_answer_with_an_odd_optional_field_keeps_the_permanent_code(
         .respond_with(ok(auth_info_answer("wwodd")))
         .mount(&wecom)
         .await;
-    let mut config = h.worker_config();
-    config.wecom_api_base = wecom.uri().parse().unwrap();
-    let worker = h.worker_with(config).await;
+    let worker = h.worker_on(&wecom.uri()).await;
     let now = Utc::now().timestamp();
     h.publish(&ticket(now)).await;
     h.publish(&create_auth("code-odd", now)).await;
@@ -385,9 +379,7 @@ async fn a_code_refused_after_its_deadline_is_recorded_as_expired() {
         )
         .mount(&wecom)
         .await;
-    let mut config = h.worker_config();
-    config.wecom_api_base = wecom.uri().parse().unwrap();
-    let worker = h.worker_with(config).await;
+    let worker = h.worker_on(&wecom.uri()).await;
     let now = Utc::now().timestamp();
     h.publish(&ticket(now)).await;
     // About three seconds left when it is claimed; WeCom answers after five.

@@ -224,6 +224,14 @@ impl Harness {
         self.worker_with(self.worker_config()).await
     }
 
+    /// Builds and starts a replica that calls `wecom_base` instead of the simulator (a
+    /// wiremock WeCom).
+    pub async fn worker_on(&self, wecom_base: &str) -> Worker {
+        let mut config = self.worker_config();
+        config.wecom_api_base = wecom_base.parse().unwrap();
+        self.worker_with(config).await
+    }
+
     pub async fn worker_with(&self, config: Config) -> Worker {
         let app = Application::build(config).await.unwrap();
         let health = app.health_addr();
