@@ -276,7 +276,7 @@ impl Stack {
         let mut out = Vec::new();
         while let Some(got) = self
             .admin
-            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
             .await
             .unwrap()
         {
@@ -296,7 +296,7 @@ impl Stack {
         self.ingress.stop().await;
         self.sim_shutdown.cancel();
         self.topology.delete(&self.admin).await.unwrap();
-        drop(self.admin_conn.close(200, "bye").await);
+        drop(self.admin_conn.close(200, "bye".into()).await);
         self.db.drop_database().await.unwrap();
     }
 }

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use lapin::message::BasicReturnMessage;
 use lapin::options::BasicPublishOptions;
-use lapin::publisher_confirm::Confirmation;
-use lapin::{BasicProperties, Channel};
+use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::time::Instant;
 
 use crate::envelope::MAX_ROUTING_KEY_LEN;
@@ -42,7 +41,13 @@ pub(crate) async fn publish_confirmed(
         mandatory: true,
         ..BasicPublishOptions::default()
     };
-    let send = channel.basic_publish(exchange, routing_key, mandatory, body, properties);
+    let send = channel.basic_publish(
+        exchange.into(),
+        routing_key.into(),
+        mandatory,
+        body,
+        properties,
+    );
     let mut confirm = tokio::time::timeout_at(deadline, send)
         .await
         .map_err(|_| PublishError::Timeout(timeout))??;

@@ -5,7 +5,7 @@
 //! - [`Backoff`]: exponential delays with jitter between attempts, so a fleet of replicas does not
 //!   reconnect in lockstep when the broker comes back.
 //! - [`connect_with_backoff`]: retry [`connect`] until it works or shutdown is requested.
-//! - [`ConnectionLost`]: a sticky signal that fires once the connection or any watched channel
+//! - [`ConnectionLost`]: a sticky signal that fires once the connection or any of its channels
 //!   fails, which is when a service must drop its channels and reconnect.
 //!
 //! A broker that refuses the login (ACCESS_REFUSED: wrong user, password or vhost in `AMQP_URL`)
@@ -19,9 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::uri::AMQPUri;
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::{Connection, ConnectionProperties, ErrorKind, Event};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -74,7 +75,7 @@ impl ConnectError {
 /// Whether `error` is the broker's ACCESS_REFUSED (a refused login or vhost, or a resource the
 /// user has no permission for).
 pub(crate) fn is_access_refused(error: &lapin::Error) -> bool {
-    matches!(error, lapin::Error::ProtocolError(e) if is_access_refused_kind(e.kind()))
+    matches!(error.kind(), ErrorKind::ProtocolError(e) if is_access_refused_kind(e.kind()))
 }
 
 fn is_access_refused_kind(kind: &AMQPErrorKind) -> bool {
@@ -139,12 +140,11 @@ impl fmt::Display for BrokerUrl {
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One connection attempt, named `connection_name` in the broker's management UI. lapin's
-/// background work runs on the Tokio runtime this is called from.
+/// background work (its socket readiness and timers) runs on the Tokio runtime this is called
+/// from. lapin's own recovery stays off (its default): on a lost connection the services start
+/// over with [`connect_with_backoff`], declaring the topology again.
 pub async fn connect(url: &BrokerUrl, connection_name: &str) -> Result<Connection, ConnectError> {
-    let properties = ConnectionProperties::default()
-        .with_connection_name(connection_name.into())
-        .with_executor(tokio_executor_trait::Tokio::current())
-        .with_reactor(tokio_reactor_trait::Tokio);
+    let properties = ConnectionProperties::default().with_connection_name(connection_name.into());
     match tokio::time::timeout(
         CONNECT_TIMEOUT,
         Connection::connect(url.expose(), properties),
@@ -152,16 +152,18 @@ pub async fn connect(url: &BrokerUrl, connection_name: &str) -> Result<Connectio
     .await
     {
         Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(lapin::Error::ProtocolError(refusal))) if is_access_refused_kind(refusal.kind()) => {
-            Err(ConnectError::Refused {
+        Ok(Err(error)) => Err(match error.kind() {
+            ErrorKind::ProtocolError(refusal) if is_access_refused_kind(refusal.kind()) => {
+                ConnectError::Refused {
+                    url: url.to_string(),
+                    user: url.username().to_owned(),
+                    reason: refusal.get_message().as_str().to_owned(),
+                }
+            }
+            _ => ConnectError::Amqp {
                 url: url.to_string(),
-                user: url.username().to_owned(),
-                reason: refusal.get_message().as_str().to_owned(),
-            })
-        }
-        Ok(Err(source)) => Err(ConnectError::Amqp {
-            url: url.to_string(),
-            source,
+                source: error,
+            },
         }),
         Err(_) => Err(ConnectError::Timeout {
             url: url.to_string(),
@@ -306,7 +308,7 @@ pub(crate) async fn connect_until(
     }
 }
 
-/// Fires (once, and stays fired) when a watched connection or channel reports an error.
+/// Fires (once, and stays fired) when the watched connection, or any channel on it, fails.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionLost {
     inner: Arc<LostInner>,
@@ -319,25 +321,23 @@ struct LostInner {
 }
 
 impl ConnectionLost {
-    /// Watches `connection`.
+    /// Watches `connection` and its channels: lapin reports a failed connection and a channel
+    /// the broker closed with an error (e.g. after a publish to a missing exchange) as an
+    /// [`Event::Error`] of the connection. Must be called from within a Tokio runtime (a task
+    /// listens for those events until the connection is gone).
     pub fn watch(connection: &Connection) -> Self {
         let this = Self::default();
         let signal = this.clone();
-        connection.on_error(move |error| {
-            tracing::warn!(%error, "broker connection lost");
-            signal.fire();
+        let mut events = connection.events_listener();
+        tokio::spawn(async move {
+            while let Some(event) = events.next().await {
+                if let Event::Error(error) = event {
+                    tracing::warn!(%error, "broker connection or channel failed");
+                    signal.fire();
+                }
+            }
         });
         this
-    }
-
-    /// Also fires when `channel` fails (e.g. the broker closed it after an error).
-    pub fn watch_channel(&self, channel: &Channel) {
-        let signal = self.clone();
-        let id = channel.id();
-        channel.on_error(move |error| {
-            tracing::warn!(%error, channel = id, "broker channel failed");
-            signal.fire();
-        });
     }
 
     /// Marks the connection lost and wakes every waiter.

@@ -428,7 +428,7 @@ impl<H: Handler> Consumer<H> {
         failures: &mut Failures,
     ) -> Result<SessionEnd, SessionError> {
         let lost = ConnectionLost::watch(connection);
-        let channels = self.open_channels(connection, &lost).await?;
+        let channels = self.open_channels(connection).await?;
         let tag = format!(
             "{}-{}",
             self.shared.config.connection_name,
@@ -437,8 +437,8 @@ impl<H: Handler> Consumer<H> {
         let mut deliveries = channels
             .consume
             .basic_consume(
-                &self.shared.names.work,
-                &tag,
+                self.shared.names.work.as_str().into(),
+                tag.as_str().into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
@@ -480,7 +480,7 @@ impl<H: Handler> Consumer<H> {
             // Stop new deliveries; those already buffered go back to the queue on close.
             if let Err(error) = channels
                 .consume
-                .basic_cancel(&tag, BasicCancelOptions::default())
+                .basic_cancel(tag.into(), BasicCancelOptions::default())
                 .await
             {
                 tracing::debug!(%error, "basic.cancel failed");
@@ -493,19 +493,14 @@ impl<H: Handler> Consumer<H> {
         }
         for channel in [&channels.consume, &channels.publish] {
             if channel.status().connected() {
-                drop(channel.close(200, "consumer done").await);
+                drop(channel.close(200, "consumer done".into()).await);
             }
         }
         Ok(end)
     }
 
-    async fn open_channels(
-        &self,
-        connection: &Connection,
-        lost: &ConnectionLost,
-    ) -> Result<Channels, SessionError> {
+    async fn open_channels(&self, connection: &Connection) -> Result<Channels, SessionError> {
         let consume = connection.create_channel().await?;
-        lost.watch_channel(&consume);
         self.shared.config.topology.declare(&consume).await?;
         consume
             .basic_qos(
@@ -517,7 +512,6 @@ impl<H: Handler> Consumer<H> {
         publish
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        lost.watch_channel(&publish);
         Ok(Channels { consume, publish })
     }
 }
@@ -564,7 +558,7 @@ fn log_task_failure(joined: Result<(), tokio::task::JoinError>) {
 
 async fn close_connection(connection: &Connection) {
     if connection.status().connected()
-        && let Err(error) = connection.close(200, "consumer closing").await
+        && let Err(error) = connection.close(200, "consumer closing".into()).await
     {
         tracing::debug!(%error, "closing the consumer connection failed");
     }
@@ -754,7 +748,12 @@ async fn settle<H>(
     }
     shared.unsettled.forget(copy.key);
     match delivery.acker.ack(BasicAckOptions::default()).await {
-        Ok(()) => outcome,
+        Ok(true) => outcome,
+        // lapin answers false when the delivery's channel is already closed or failed.
+        Ok(false) => {
+            tracing::warn!("ack failed: the channel is gone; the broker will redeliver");
+            Outcome::Requeued
+        }
         Err(error) => {
             tracing::warn!(%error, "ack failed; the broker will redeliver");
             Outcome::Requeued
@@ -804,8 +803,10 @@ async fn requeue_later<H>(
         multiple: false,
         requeue: true,
     };
-    if let Err(error) = delivery.acker.nack(requeue).await {
-        tracing::warn!(%error, "nack failed; the broker will redeliver");
+    match delivery.acker.nack(requeue).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("nack failed: the channel is gone; the broker will redeliver"),
+        Err(error) => tracing::warn!(%error, "nack failed; the broker will redeliver"),
     }
     Outcome::Requeued
 }

@@ -345,7 +345,7 @@ impl OpenError {
 async fn open_link(config: &PublisherConfig) -> Result<(Arc<Link>, ConnectionLost), OpenError> {
     let connection = connect(&config.url, &config.connection_name).await?;
     let lost = ConnectionLost::watch(&connection);
-    let result = open_channels(&connection, config, &lost).await;
+    let result = open_channels(&connection, config).await;
     match result {
         Ok(channels) => Ok((
             Arc::new(Link {
@@ -365,18 +365,16 @@ async fn open_link(config: &PublisherConfig) -> Result<(Arc<Link>, ConnectionLos
 async fn open_channels(
     connection: &Connection,
     config: &PublisherConfig,
-    lost: &ConnectionLost,
 ) -> Result<Vec<Channel>, OpenError> {
     let setup = connection.create_channel().await?;
     config.topology.declare(&setup).await?;
-    drop(setup.close(200, "topology declared").await);
+    drop(setup.close(200, "topology declared".into()).await);
     let mut channels = Vec::with_capacity(config.channels.max(1));
     for _ in 0..config.channels.max(1) {
         let channel = connection.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
-        lost.watch_channel(&channel);
         channels.push(channel);
     }
     Ok(channels)
@@ -393,7 +391,7 @@ fn short(text: &str) -> &str {
 
 async fn close_quietly(connection: &Connection) {
     if connection.status().connected()
-        && let Err(error) = connection.close(200, "bye").await
+        && let Err(error) = connection.close(200, "bye".into()).await
     {
         tracing::debug!(%error, "closing the broker connection failed");
     }

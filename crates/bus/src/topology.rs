@@ -313,7 +313,7 @@ impl Topology {
     pub async fn delete(&self, channel: &Channel) -> Result<(), TopologyError> {
         for queue in self.all_queues() {
             channel
-                .queue_delete(&queue, QueueDeleteOptions::default())
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await
                 .map_err(|source| TopologyError::Declare {
                     what: format!("deletion of queue {queue}"),
@@ -322,7 +322,7 @@ impl Topology {
         }
         for exchange in [&self.events_exchange, &self.unrouted_exchange] {
             channel
-                .exchange_delete(exchange, ExchangeDeleteOptions::default())
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await
                 .map_err(|source| TopologyError::Declare {
                     what: format!("deletion of exchange {exchange}"),
@@ -358,7 +358,7 @@ async fn declare_exchange(
     args: FieldTable,
 ) -> Result<(), TopologyError> {
     channel
-        .exchange_declare(name, kind, options, args)
+        .exchange_declare(name.into(), kind, options, args)
         .await
         .map_err(|source| TopologyError::Declare {
             what: format!("exchange {name}"),
@@ -376,7 +376,7 @@ async fn declare_queue(
         ..QueueDeclareOptions::default()
     };
     channel
-        .queue_declare(name, options, args)
+        .queue_declare(name.into(), options, args)
         .await
         .map(drop)
         .map_err(|source| TopologyError::Declare {
@@ -393,9 +393,9 @@ async fn bind(
 ) -> Result<(), TopologyError> {
     channel
         .queue_bind(
-            queue,
-            exchange,
-            key,
+            queue.into(),
+            exchange.into(),
+            key.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
         )

@@ -165,7 +165,7 @@ impl World {
             ..QueueDeclareOptions::default()
         };
         self.admin
-            .queue_declare(queue, passive, FieldTable::default())
+            .queue_declare(queue.into(), passive, FieldTable::default())
             .await
             .unwrap()
             .message_count()
@@ -184,7 +184,7 @@ impl World {
         let dead = self.dead();
         let got = wait_for(|| async {
             self.admin
-                .basic_get(&dead, BasicGetOptions { no_ack: true })
+                .basic_get(dead.as_str().into(), BasicGetOptions { no_ack: true })
                 .await
                 .unwrap()
         })
@@ -415,8 +415,8 @@ async fn an_undecodable_body_is_dead_lettered_without_reaching_the_handler() {
     world
         .admin
         .basic_publish(
-            "",
-            &world.work(),
+            "".into(),
+            world.work().into(),
             BasicPublishOptions::default(),
             b"{not json",
             BasicProperties::default(),
@@ -492,7 +492,7 @@ async fn the_consumer_comes_back_when_its_queue_vanishes() {
     // declare the topology again.
     world
         .admin
-        .queue_delete(&world.work(), QueueDeleteOptions::default())
+        .queue_delete(world.work().into(), QueueDeleteOptions::default())
         .await
         .unwrap();
     let work = world.work();
@@ -503,10 +503,10 @@ async fn the_consumer_comes_back_when_its_queue_vanishes() {
         };
         let probe_channel = world.admin_conn.create_channel().await.unwrap();
         let exists = probe_channel
-            .queue_declare(&work, passive, FieldTable::default())
+            .queue_declare(work.as_str().into(), passive, FieldTable::default())
             .await
             .is_ok();
-        drop(probe_channel.close(200, "probe").await);
+        drop(probe_channel.close(200, "probe".into()).await);
         (exists && status.is_consuming()).then_some(())
     })
     .await;
@@ -580,7 +580,7 @@ async fn a_lost_connection_is_reestablished_and_the_unacked_message_applied_once
 async fn make_refusing(world: &World, queue: &str) {
     world
         .admin
-        .queue_delete(queue, QueueDeleteOptions::default())
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
         .await
         .unwrap();
     let mut args = FieldTable::default();
@@ -595,7 +595,7 @@ async fn make_refusing(world: &World, queue: &str) {
     };
     world
         .admin
-        .queue_declare(queue, options, args)
+        .queue_declare(queue.into(), options, args)
         .await
         .unwrap();
 }
@@ -613,7 +613,7 @@ async fn a_dead_letter_copy_to_a_missing_queue_does_not_lose_the_message() {
     // go.
     world
         .admin
-        .queue_delete(&world.dead(), QueueDeleteOptions::default())
+        .queue_delete(world.dead().into(), QueueDeleteOptions::default())
         .await
         .unwrap();
 

@@ -60,7 +60,7 @@ async fn get(channel: &Channel, queue: &str) -> Option<BasicGetMessage> {
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let message = channel
-            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await
             .unwrap();
         if message.is_some() || tokio::time::Instant::now() >= until {
@@ -164,7 +164,7 @@ async fn broker_nack_is_an_error() {
         AMQPValue::LongString(LongString::from("reject-publish")),
     );
     channel
-        .queue_declare(&full, QueueDeclareOptions::default(), args)
+        .queue_declare(full.as_str().into(), QueueDeclareOptions::default(), args)
         .await
         .unwrap();
     let publisher = Publisher::start(config(
@@ -185,7 +185,7 @@ async fn broker_nack_is_an_error() {
     assert!(matches!(result, Err(PublishError::Nacked)), "{result:?}");
     publisher.close().await;
     channel
-        .queue_delete(&full, QueueDeleteOptions::default())
+        .queue_delete(full.into(), QueueDeleteOptions::default())
         .await
         .unwrap();
     topology.delete(&channel).await.unwrap();

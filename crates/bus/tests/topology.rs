@@ -24,8 +24,8 @@ async fn channel() -> (Connection, Channel) {
 async fn publish(channel: &Channel, exchange: &str, key: &str, body: &[u8]) {
     let confirm = channel
         .basic_publish(
-            exchange,
-            key,
+            exchange.into(),
+            key.into(),
             BasicPublishOptions::default(),
             body,
             BasicProperties::default().with_delivery_mode(2),
@@ -42,7 +42,7 @@ async fn get(channel: &Channel, queue: &str, deadline: Duration) -> Option<Vec<u
     let until = tokio::time::Instant::now() + deadline;
     loop {
         let message = channel
-            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await
             .unwrap();
         if let Some(message) = message {

@@ -476,8 +476,8 @@ async fn raw_phase(
                     let confirmed = async {
                         channel
                             .basic_publish(
-                                &exchange,
-                                &routing_key,
+                                exchange.as_str().into(),
+                                routing_key.as_str().into(),
                                 BasicPublishOptions::default(),
                                 &body,
                                 props,
@@ -554,7 +554,7 @@ impl Bench {
             ..QueueDeclareOptions::default()
         };
         channel
-            .queue_declare(&classic, durable, FieldTable::default())
+            .queue_declare(classic.as_str().into(), durable, FieldTable::default())
             .await
             .unwrap();
         let ingress = start_ingress(&topology).await;
@@ -659,7 +659,7 @@ impl Bench {
     async fn teardown(self) {
         drop(self.ingress);
         self.channel
-            .queue_delete(&self.classic, QueueDeleteOptions::default())
+            .queue_delete(self.classic.as_str().into(), QueueDeleteOptions::default())
             .await
             .unwrap();
         self.topology.delete(&self.channel).await.unwrap();
@@ -738,7 +738,7 @@ impl Series {
 async fn purge(channel: &Channel, queues: &[&str]) {
     for queue in queues {
         channel
-            .queue_purge(queue, QueuePurgeOptions::default())
+            .queue_purge((*queue).into(), QueuePurgeOptions::default())
             .await
             .unwrap();
     }

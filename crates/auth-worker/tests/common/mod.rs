@@ -372,7 +372,7 @@ impl Harness {
         let queue = &self.topology.queue(WorkQueue::Contacts).work;
         let got = self
             .admin
-            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
             .await
             .unwrap()?;
         Some(Envelope::from_json(&got.delivery.data).unwrap())
@@ -392,7 +392,7 @@ impl Harness {
         let mut out = Vec::new();
         while let Some(got) = self
             .admin
-            .basic_get(queue, BasicGetOptions { no_ack: true })
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
             .await
             .unwrap()
         {
@@ -432,7 +432,7 @@ impl Harness {
     pub async fn close(self) {
         self.publisher.close().await;
         self.topology.delete(&self.admin).await.unwrap();
-        drop(self.admin_conn.close(200, "bye").await);
+        drop(self.admin_conn.close(200, "bye".into()).await);
         self.sim_shutdown.cancel();
         self.db.drop_database().await.unwrap();
     }

@@ -281,7 +281,7 @@ impl TestApp {
         loop {
             let message = self
                 .channel
-                .basic_get(queue, BasicGetOptions { no_ack: true })
+                .basic_get(queue.into(), BasicGetOptions { no_ack: true })
                 .await
                 .unwrap();
             if message.is_some() || tokio::time::Instant::now() >= until {
