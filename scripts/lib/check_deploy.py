@@ -550,7 +550,7 @@ class Smoke:
            "definitions.json (imported at boot)")
 
     def rabbitmqctl(self, *args):
-        return run(["rabbitmqctl", "-q", "-n", SCRATCH_NODE, *args])
+        return run(["rabbitmqctl", "-q", "-n", SCRATCH_NODE, *args[:1], "--no-table-headers", *args[1:]])
 
     def broker_topology(self):
         """The broker's exchanges, queues (with arguments) and bindings, comparable as text."""
