@@ -709,11 +709,16 @@ class Smoke:
         self.wait(active, 60, "the demo tenant wwdemocorp to be active")
         ok("the demo corp authorized itself: `daikai tenants list --status active` shows wwdemocorp")
         if "contact-sync" in runnable:
+            seen = ["nothing"]
+
             def mirrored():
-                count = self.psql(url, "select count(*) from directory_users u join tenants t on t.id = u.tenant_id "
-                                       "where t.corp_id = 'wwdemocorp' and u.deleted_at is null").strip()
-                return count == "1000"
-            self.wait(mirrored, 120, "contact sync to mirror the demo corp's 1,000 members")
+                seen[0] = self.psql(url, "select count(*) from directory_users u join tenants t on t.id = u.tenant_id "
+                                         "where t.corp_id = 'wwdemocorp' and u.deleted_at is null").strip()
+                return seen[0] == "1000"
+            try:
+                self.wait(mirrored, 120, "contact sync to mirror the demo corp's 1,000 members")
+            except Failed as e:
+                raise Failed(f"{e}; directory_users holds {seen[0]} of them") from None
             ok("contact sync mirrored the demo corp's directory: 1,000 members in directory_users")
         else:
             note("pending: the demo corp's directory (contact-sync is not built yet)")
