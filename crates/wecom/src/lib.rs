@@ -5,6 +5,7 @@
 //! - [`callback`]: the encrypted POST envelope and the callback query string.
 //! - [`event`]: one typed enum for everything WeCom pushes, parsed from the decrypted XML.
 //! - [`api`]: the server API client with every errcode classified.
+//! - [`jssdk`]: the JS-SDK permission signature of `wx.config` and `wx.agentConfig`.
 //! - [`suite`]: the suites (templates) a deployment serves, from TOML or the environment form.
 //!
 //! Nothing here reads the environment or holds global state; only [`api`] does I/O.
@@ -14,4 +15,5 @@ pub mod callback;
 pub mod crypto;
 pub mod event;
 pub mod ids;
+pub mod jssdk;
 pub mod suite;

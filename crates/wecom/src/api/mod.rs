@@ -17,6 +17,7 @@ mod contact;
 mod envelope;
 mod error;
 mod exchange;
+mod jsapi;
 mod service;
 
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub use contact::{
     UserRef, UserSimpleListResponse,
 };
 pub use envelope::{Envelope, MAX_BODY_BYTES, Status};
+pub use jsapi::{AGENT_CONFIG_TICKET_TYPE, JsapiTicket, OauthUserInfo};
 pub use error::{
     ApiError, CONCURRENCY_LIMIT_BACKOFF, ErrorClass, FREQUENCY_LIMIT_BACKOFF, TokenKind, classify,
 };
@@ -89,6 +91,12 @@ pub mod paths {
     pub const TAG_LIST: &str = "/cgi-bin/tag/list";
     /// `GET ?access_token&tagid`.
     pub const TAG_GET: &str = "/cgi-bin/tag/get";
+    /// `GET ?access_token`: the corp's jsapi_ticket.
+    pub const GET_JSAPI_TICKET: &str = "/cgi-bin/get_jsapi_ticket";
+    /// `GET ?access_token&type=agent_config`: the app's ticket.
+    pub const TICKET_GET: &str = "/cgi-bin/ticket/get";
+    /// `GET ?access_token&code`: the member behind an OAuth2 login code.
+    pub const AUTH_GETUSERINFO: &str = "/cgi-bin/auth/getuserinfo";
 }
 
 /// How to reach WeCom.
