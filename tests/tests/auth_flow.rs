@@ -129,7 +129,7 @@ async fn the_whole_lifecycle_survives_wecom_delivering_every_push_twice() {
 
 fn serde_json_scope() -> Scope {
     Scope {
-        departments: vec![1],
+        departments: vec![wecom::ids::DepartmentId::ROOT],
         users: Vec::new(),
         tags: Vec::new(),
     }

@@ -26,6 +26,7 @@ use store::tenants::{self, AuthInfoUpdate, TenantStatus};
 use tokens::TokenError;
 use wecom::api::{AuthInfoResponse, ErrorClass};
 use wecom::event::{CancelAuth, ChangeAuth};
+use wecom::ids::AgentId;
 
 use crate::error::{Doing, WorkerError};
 use crate::notify;
@@ -178,7 +179,13 @@ impl Tenant<'_> {
                     });
                 }
             };
-        let enabled = match info.auth_info.agent.first().map(|a| a.agentid) {
+        // An agentid that is no valid one cannot be asked about: as if there were none.
+        let agent_id = info
+            .auth_info
+            .agent
+            .first()
+            .and_then(|a| AgentId::new(a.agentid).ok());
+        let enabled = match agent_id {
             Some(agent_id) => self.app_enabled(h, code, agent_id).await?,
             None => None,
         };
@@ -256,7 +263,7 @@ impl Tenant<'_> {
         &self,
         h: &AuthHandler,
         code: &SecretString,
-        agent_id: i64,
+        agent_id: AgentId,
     ) -> Result<Option<bool>, WorkerError> {
         let agent = if self.current == TenantStatus::Active {
             wecom_calls::agent_with_cached_token(h, &self.suite.id, self.corp_id, agent_id).await

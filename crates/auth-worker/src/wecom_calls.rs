@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use store::{CorpId, SuiteId};
 use tokens::TokenError;
 use wecom::api::{Agent, ApiError, AuthInfoResponse, ErrorClass, PermanentCodeV1, PermanentCodeV2};
+use wecom::ids::AgentId;
 
 use crate::state::AuthHandler;
 
@@ -103,7 +104,7 @@ pub(crate) async fn agent_with_cached_token(
     h: &AuthHandler,
     suite_id: &SuiteId,
     corp_id: &CorpId,
-    agent_id: i64,
+    agent_id: AgentId,
 ) -> Result<Agent, TokenError> {
     let client = h.client().clone();
     h.tokens
@@ -120,7 +121,7 @@ pub(crate) async fn agent_with_fresh_token(
     h: &AuthHandler,
     corp_id: &CorpId,
     permanent_code: &SecretString,
-    agent_id: i64,
+    agent_id: AgentId,
 ) -> Result<Agent, TokenError> {
     let client = h.client();
     let token = retry_busy(|| client.get_token(corp_id, permanent_code.expose_secret()))

@@ -248,11 +248,7 @@ impl Envelope {
     /// The envelope of an authenticated WeCom push: `plaintext` is the decrypted XML `event` was
     /// parsed from.
     pub fn from_callback(origin: CallbackOrigin<'_>, plaintext: String, event: Event) -> Self {
-        // An event's own corp id that is not a valid one stays in the raw XML only.
-        let corp_id = origin
-            .corp_id
-            .cloned()
-            .or_else(|| event.auth_corp_id().and_then(|id| CorpId::parse(id).ok()));
+        let corp_id = origin.corp_id.or_else(|| event.auth_corp_id()).cloned();
         Self {
             schema: SCHEMA_VERSION,
             id: Uuid::now_v7(),

@@ -205,7 +205,9 @@ async fn with_corp_token_refreshes_once_on_40014_and_retries_the_call() {
                     let _ = started.send(token.expose().to_owned());
                     let _ = go.await;
                 }
-                client.user_get(token.expose(), "zhangsan").await
+                client
+                    .user_get(token.expose(), &"zhangsan".parse().unwrap())
+                    .await
             }
         })
         .await
@@ -217,7 +219,11 @@ async fn with_corp_token_refreshes_once_on_40014_and_retries_the_call() {
     let user = a
         .with_corp_token(&s.suite, &s.corp, |token| {
             let client = client.clone();
-            async move { client.user_get(token.expose(), "zhangsan").await }
+            async move {
+                client
+                    .user_get(token.expose(), &"zhangsan".parse().unwrap())
+                    .await
+            }
         })
         .await
         .unwrap();

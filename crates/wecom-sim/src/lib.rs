@@ -28,6 +28,27 @@ pub mod sim;
 pub mod state;
 pub mod stats;
 
+/// Typed ids from literals, for unit tests.
+#[cfg(test)]
+pub(crate) mod test_ids {
+    use wecom::ids::{DepartmentId, TagId, UserId};
+
+    /// A department id.
+    pub(crate) fn dept(id: i64) -> DepartmentId {
+        DepartmentId::new(id).unwrap()
+    }
+
+    /// A tag id.
+    pub(crate) fn tag(id: i64) -> TagId {
+        TagId::new(id).unwrap()
+    }
+
+    /// A userid.
+    pub(crate) fn user(id: &str) -> UserId {
+        UserId::parse(id).unwrap()
+    }
+}
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,6 +8,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
+use wecom::ids::{DepartmentId, TagId, UserId};
 
 use crate::directory::{Directory, Member, ROOT_DEPARTMENT};
 
@@ -17,13 +18,13 @@ use crate::directory::{Directory, Member, ROOT_DEPARTMENT};
 pub struct Scope {
     /// Visible departments, each with its whole subtree.
     #[serde(default)]
-    pub departments: Vec<u64>,
+    pub departments: Vec<DepartmentId>,
     /// Visible single members.
     #[serde(default)]
-    pub users: Vec<String>,
+    pub users: Vec<UserId>,
     /// Visible tags: their members and departments (with subtrees) become visible too.
     #[serde(default)]
-    pub tags: Vec<u64>,
+    pub tags: Vec<TagId>,
 }
 
 impl Default for Scope {
@@ -109,18 +110,18 @@ impl Grants {
 #[derive(Debug)]
 pub struct Visibility<'a> {
     directory: &'a Directory,
-    departments: HashSet<u64>,
-    users: HashSet<&'a str>,
+    departments: HashSet<DepartmentId>,
+    users: HashSet<&'a UserId>,
 }
 
 impl<'a> Visibility<'a> {
     /// The visibility `scope` gives over `directory`. Unknown ids in the scope are ignored.
     pub fn new(directory: &'a Directory, scope: &'a Scope) -> Self {
-        let mut departments: HashSet<u64> = scope.departments.iter().copied().collect();
-        let mut users: HashSet<&'a str> = scope.users.iter().map(String::as_str).collect();
+        let mut departments: HashSet<DepartmentId> = scope.departments.iter().copied().collect();
+        let mut users: HashSet<&'a UserId> = scope.users.iter().collect();
         for tag in scope.tags.iter().filter_map(|id| directory.tag(*id)) {
             departments.extend(tag.parties.iter().copied());
-            users.extend(tag.users.iter().map(String::as_str));
+            users.extend(tag.users.iter());
         }
         Self {
             directory,
@@ -130,7 +131,7 @@ impl<'a> Visibility<'a> {
     }
 
     /// Whether department `id` exists and is inside the scope (itself or an ancestor listed).
-    pub fn department(&self, id: u64) -> bool {
+    pub fn department(&self, id: DepartmentId) -> bool {
         self.directory
             .ancestors_and_self(id)
             .any(|d| self.departments.contains(&d))
@@ -139,12 +140,12 @@ impl<'a> Visibility<'a> {
     /// Whether the member is inside the scope: listed, tagged with a visible tag, or in a
     /// visible department.
     pub fn user(&self, member: &Member) -> bool {
-        self.users.contains(member.userid.as_str())
+        self.users.contains(&member.userid)
             || member.departments.iter().any(|d| self.department(*d))
     }
 
     /// Whether the member `userid` exists and is visible.
-    pub fn userid(&self, userid: &str) -> bool {
+    pub fn userid(&self, userid: &UserId) -> bool {
         self.directory.user(userid).is_some_and(|m| self.user(m))
     }
 
@@ -158,36 +159,30 @@ impl<'a> Visibility<'a> {
 mod tests {
     use super::*;
     use crate::directory::{NewDepartment, NewTag, NewUser, TagMembersChange};
+    use crate::test_ids::{dept as d, tag as t, user as u};
 
     fn directory() -> Directory {
         let mut dir = Directory::new("Acme");
         for (id, parent) in [(2, 1), (3, 2), (4, 1)] {
             dir.create_department(NewDepartment {
-                id: Some(id),
-                name: format!("d{id}"),
-                parentid: parent,
-                ..Default::default()
+                id: Some(d(id)),
+                ..NewDepartment::new(&format!("d{id}"), d(parent))
             })
             .unwrap();
         }
         for (userid, dept) in [("in3", 3), ("in4", 4), ("tagged", 4), ("root", 1)] {
-            dir.create_user(NewUser {
-                userid: userid.into(),
-                name: userid.into(),
-                department: vec![dept],
-                ..Default::default()
-            })
-            .unwrap();
+            dir.create_user(NewUser::new(u(userid), userid, vec![d(dept)]))
+                .unwrap();
         }
         dir.create_tag(NewTag {
-            tagid: Some(1),
+            tagid: Some(t(1)),
             tagname: "t".into(),
         })
         .unwrap();
         dir.update_tag_members(
-            1,
+            t(1),
             TagMembersChange {
-                add_users: vec!["tagged".into()],
+                add_users: vec![u("tagged")],
                 ..Default::default()
             },
         )
@@ -199,15 +194,15 @@ mod tests {
     fn subtree_users_and_tags_are_visible() {
         let dir = directory();
         let scope = Scope {
-            departments: vec![2],
-            users: vec!["root".into()],
-            tags: vec![1],
+            departments: vec![d(2)],
+            users: vec![u("root")],
+            tags: vec![t(1)],
         };
         let vis = Visibility::new(&dir, &scope);
-        assert!(vis.department(2) && vis.department(3));
-        assert!(!vis.department(1) && !vis.department(4) && !vis.department(99));
-        assert!(vis.userid("in3") && vis.userid("root") && vis.userid("tagged"));
-        assert!(!vis.userid("in4") && !vis.userid("ghost"));
+        assert!(vis.department(d(2)) && vis.department(d(3)));
+        assert!(!vis.department(d(1)) && !vis.department(d(4)) && !vis.department(d(99)));
+        assert!(vis.userid(&u("in3")) && vis.userid(&u("root")) && vis.userid(&u("tagged")));
+        assert!(!vis.userid(&u("in4")) && !vis.userid(&u("ghost")));
         assert!(!vis.whole_corp());
     }
 

@@ -13,6 +13,7 @@ use wecom::event::{
     ResetPermanentCode, SuiteTicket, TagChange,
 };
 
+use wecom::ids::{AgentId, CorpId, DepartmentId, TagId, UserId};
 use wecom::suite::SuiteConfig;
 
 use crate::clock::Clock;
@@ -56,19 +57,19 @@ pub enum Mutation {
     /// Add a member.
     CreateUser(NewUser),
     /// Change a member.
-    UpdateUser(String, UserPatch),
+    UpdateUser(UserId, UserPatch),
     /// Remove a member.
-    DeleteUser(String),
+    DeleteUser(UserId),
     /// Add a department.
     CreateDepartment(NewDepartment),
     /// Change or move a department.
-    UpdateDepartment(u64, DepartmentPatch),
+    UpdateDepartment(DepartmentId, DepartmentPatch),
     /// Remove an empty department.
-    DeleteDepartment(u64),
+    DeleteDepartment(DepartmentId),
     /// Add a tag (WeCom pushes nothing).
     CreateTag(NewTag),
     /// Tag or untag members and departments.
-    UpdateTagMembers(u64, TagMembersChange),
+    UpdateTagMembers(TagId, TagMembersChange),
 }
 
 /// What a directory change did.
@@ -78,7 +79,7 @@ pub struct MutationOutcome {
     pub change: Option<ContactChange>,
     /// The new tag's id, for create-tag.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tagid: Option<u64>,
+    pub tagid: Option<TagId>,
     /// The pushes queued.
     #[serde(skip)]
     pub pending: Vec<Pending>,
@@ -218,7 +219,7 @@ impl Sim {
                 suite_id,
                 corp_id: corp_id.to_owned(),
                 auth_code: granted.auth_code,
-                agentid: granted.agent_id,
+                agentid: granted.agent_id.get(),
             },
             pending,
         ))
@@ -248,7 +249,7 @@ impl Sim {
                 suite_id,
                 corp_id: corp_id.to_owned(),
                 auth_code: granted.auth_code,
-                agentid: granted.agent_id,
+                agentid: granted.agent_id.get(),
             },
             pending,
         ))
@@ -424,7 +425,7 @@ impl Sim {
             let event = Event::ChangeContact(ChangeContact {
                 framing: Framing::App,
                 suite_id: None,
-                auth_corp_id: Some(corp.id.clone()),
+                auth_corp_id: CorpId::parse(corp.id.as_str()).ok(),
                 from_user_name: Some("sys".to_owned()),
                 agent_id: None,
                 time: Some(now_secs),
@@ -433,7 +434,7 @@ impl Sim {
             let destination = Destination::App {
                 suite_id: auth.suite_id.clone(),
                 corp_id: corp.id.clone(),
-                agent_id: auth.agent_id,
+                agent_id: auth.agent_id.get(),
             };
             let crypto = world
                 .suite(&auth.suite_id)
@@ -514,7 +515,7 @@ pub struct AppSwitched {
     /// The corp.
     pub corp_id: String,
     /// The app's agentid.
-    pub agentid: i64,
+    pub agentid: AgentId,
     /// Whether the app is now disabled.
     pub disabled: bool,
 }
@@ -563,7 +564,7 @@ fn id<T: std::str::FromStr<Err = wecom::ids::IdError>>(value: &str) -> Result<T,
 fn apply(
     corp: &mut Corp,
     mutation: Mutation,
-) -> Result<(Option<ContactChange>, Option<u64>), ControlError> {
+) -> Result<(Option<ContactChange>, Option<TagId>), ControlError> {
     let dir = &mut corp.directory;
     let change = match mutation {
         Mutation::CreateUser(new) => dir.create_user(new)?,
@@ -582,8 +583,8 @@ fn apply(
 #[derive(Debug, Default)]
 struct Seen {
     entity: bool,
-    del_users: Vec<String>,
-    del_parties: Vec<u64>,
+    del_users: Vec<UserId>,
+    del_parties: Vec<DepartmentId>,
 }
 
 impl Seen {
@@ -625,7 +626,7 @@ impl Seen {
         let vis = corp.visibility();
         let after = match change {
             ContactChange::CreateUser(u) | ContactChange::UpdateUser(u) => {
-                vis.userid(u.new_user_id.as_deref().unwrap_or(&u.user_id))
+                vis.userid(u.new_user_id.as_ref().unwrap_or(&u.user_id))
             }
             ContactChange::CreateParty(p) | ContactChange::UpdateParty(p) => vis.department(p.id),
             ContactChange::UpdateTag(tag) => {
@@ -642,7 +643,7 @@ impl Seen {
         fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
             (!items.is_empty()).then_some(items)
         }
-        let kept = |items: &Option<Vec<String>>, keep: &dyn Fn(&str) -> bool| {
+        let kept = |items: &Option<Vec<UserId>>, keep: &dyn Fn(&UserId) -> bool| {
             non_empty(
                 items
                     .iter()
@@ -652,7 +653,7 @@ impl Seen {
                     .collect(),
             )
         };
-        let kept_ids = |items: &Option<Vec<u64>>, keep: &dyn Fn(u64) -> bool| {
+        let kept_ids = |items: &Option<Vec<DepartmentId>>, keep: &dyn Fn(DepartmentId) -> bool| {
             non_empty(
                 items
                     .iter()

@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::{SUITE_ID, SUITE_SECRET, code, config, start};
+use common::{SUITE_ID, SUITE_SECRET, agent as agent_id_of, code, config, dept, start, tag, uid};
 use serde_json::json;
 use wecom::api::ErrorClass;
+use wecom::ids::{DepartmentId, UserId};
 
 #[tokio::test]
 async fn auth_code_is_single_use() {
@@ -237,7 +238,10 @@ async fn gettoken_rules_through_reset_and_cancel() {
         code(h.client.get_token(&corp.parse().unwrap(), &permanent).await),
         40001
     );
-    assert_eq!(code(h.client.user_get(&token, "u000001").await), 40014);
+    assert_eq!(
+        code(h.client.user_get(&token, &uid("u000001")).await),
+        40014
+    );
     let suite_token = h.suite_token().await;
     let renewed = h
         .client
@@ -265,12 +269,18 @@ async fn gettoken_rules_through_reset_and_cancel() {
         .unwrap_err();
     assert_eq!(after_cancel.code(), Some(48004));
     assert_eq!(after_cancel.class(), ErrorClass::TenantBroken);
-    assert_eq!(code(h.client.user_get(&token, "u000001").await), 48004);
+    assert_eq!(
+        code(h.client.user_get(&token, &uid("u000001")).await),
+        48004
+    );
 
     // Re-authorizing gives a new secret; the cancelled app's token stays dead.
     let (again, _) = h.activate(&corp).await;
     assert_ne!(again, renewed.permanent_code);
-    assert_eq!(code(h.client.user_get(&token, "u000001").await), 40014);
+    assert_eq!(
+        code(h.client.user_get(&token, &uid("u000001")).await),
+        40014
+    );
 }
 
 #[tokio::test]
@@ -287,18 +297,30 @@ async fn rate_limit_blocks_for_the_rest_of_the_window() {
     )
     .await;
     for _ in 0..3 {
-        h.client.user_get(&token, "u000001").await.unwrap();
+        h.client.user_get(&token, &uid("u000001")).await.unwrap();
     }
-    let limited = h.client.user_get(&token, "u000001").await.unwrap_err();
+    let limited = h
+        .client
+        .user_get(&token, &uid("u000001"))
+        .await
+        .unwrap_err();
     assert_eq!(limited.code(), Some(45009));
     assert!(matches!(limited.class(), ErrorClass::RateLimited { .. }));
     h.advance(30).await;
-    assert_eq!(code(h.client.user_get(&token, "u000001").await), 45009);
+    assert_eq!(
+        code(h.client.user_get(&token, &uid("u000001")).await),
+        45009
+    );
     // Per corp and per API.
-    assert!(h.client.user_get(&other_token, "u000001").await.is_ok());
+    assert!(
+        h.client
+            .user_get(&other_token, &uid("u000001"))
+            .await
+            .is_ok()
+    );
     assert!(h.client.department_list(&token, None).await.is_ok());
     h.advance(31).await;
-    assert!(h.client.user_get(&token, "u000001").await.is_ok());
+    assert!(h.client.user_get(&token, &uid("u000001")).await.is_ok());
 }
 
 #[tokio::test]
@@ -312,12 +334,12 @@ async fn fault_rate_answers_system_busy() {
         Some(json!({ "fault_rate": 1.0, "fault_apis": ["user/list"] })),
     )
     .await;
-    let busy = h.client.user_list(&token, 1).await.unwrap_err();
+    let busy = h.client.user_list(&token, dept(1)).await.unwrap_err();
     assert_eq!(busy.code(), Some(-1));
     assert_eq!(busy.class(), ErrorClass::Retryable);
-    assert!(h.client.user_get(&token, "u000001").await.is_ok());
+    assert!(h.client.user_get(&token, &uid("u000001")).await.is_ok());
     h.ok("POST", "/sim/faults", Some(json!({}))).await;
-    assert!(h.client.user_list(&token, 1).await.is_ok());
+    assert!(h.client.user_list(&token, dept(1)).await.is_ok());
 }
 
 #[tokio::test]
@@ -354,13 +376,16 @@ async fn scope_limits_what_the_app_sees() {
         .find(|u| !visible.contains(u))
         .expect("some member is outside the scope");
     assert!(!visible.is_empty());
-    assert_eq!(code(h.client.user_get(&token, hidden).await), 60011);
-    assert!(h.client.user_get(&token, visible[0]).await.is_ok());
-    assert_eq!(code(h.client.department_get(&token, 1).await), 60011);
-    assert_eq!(code(h.client.user_list(&token, 1).await), 60011);
-    assert_eq!(code(h.client.department_list(&token, Some(1)).await), 60011);
-    assert!(h.client.department_get(&token, 2).await.is_ok());
-    assert_eq!(code(h.client.user_get(&token, "nobody").await), 60111);
+    assert_eq!(code(h.client.user_get(&token, &uid(hidden)).await), 60011);
+    assert!(h.client.user_get(&token, &uid(visible[0])).await.is_ok());
+    assert_eq!(code(h.client.department_get(&token, dept(1)).await), 60011);
+    assert_eq!(code(h.client.user_list(&token, dept(1)).await), 60011);
+    assert_eq!(
+        code(h.client.department_list(&token, Some(dept(1))).await),
+        60011
+    );
+    assert!(h.client.department_get(&token, dept(2)).await.is_ok());
+    assert_eq!(code(h.client.user_get(&token, &uid("nobody")).await), 60111);
     let departments = h.client.department_list(&token, None).await.unwrap();
     let app_departments = app["departments"].as_array().unwrap();
     assert_eq!(departments.len(), app_departments.len());
@@ -376,12 +401,20 @@ async fn sensitive_fields_need_grants() {
         .await;
     let (_, bare_token) = h.activate(&bare).await;
     let (_, named_token) = h.activate(&named).await;
-    let user = h.client.user_get(&bare_token, "u000001").await.unwrap();
+    let user = h
+        .client
+        .user_get(&bare_token, &uid("u000001"))
+        .await
+        .unwrap();
     assert!(user.name.is_none() && user.mobile.is_none() && user.avatar.is_none());
     assert!(!user.department.is_empty() && user.main_department.is_some());
-    let department = h.client.department_get(&bare_token, 1).await.unwrap();
+    let department = h.client.department_get(&bare_token, dept(1)).await.unwrap();
     assert!(department.name.is_none());
-    let user = h.client.user_get(&named_token, "u000001").await.unwrap();
+    let user = h
+        .client
+        .user_get(&named_token, &uid("u000001"))
+        .await
+        .unwrap();
     assert!(user.name.is_some() && user.mobile.is_none());
     let permissions = h.client.agent_get_permissions(&named_token).await.unwrap();
     assert_eq!(
@@ -419,12 +452,12 @@ async fn list_id_pages_cover_every_row_once() {
     let truth = h
         .ok("GET", &format!("/sim/corps/{corp}/directory"), None)
         .await;
-    let mut expected: Vec<(String, u64)> = Vec::new();
+    let mut expected: Vec<(UserId, DepartmentId)> = Vec::new();
     for user in truth["users"].as_array().unwrap() {
-        for dept in user["department"].as_array().unwrap() {
+        for department in user["department"].as_array().unwrap() {
             expected.push((
-                user["userid"].as_str().unwrap().to_owned(),
-                dept.as_u64().unwrap(),
+                uid(user["userid"].as_str().unwrap()),
+                dept(department.as_i64().unwrap()),
             ));
         }
     }
@@ -484,7 +517,7 @@ async fn directory_endpoints_match_the_ground_truth() {
     assert_eq!(simple.len(), 12);
     let sub = h
         .client
-        .department_simplelist(&token, Some(2))
+        .department_simplelist(&token, Some(dept(2)))
         .await
         .unwrap();
     assert!(sub.iter().any(|d| d.id == 2) && sub.len() < 12);
@@ -509,7 +542,7 @@ async fn directory_endpoints_match_the_ground_truth() {
         .sum();
     assert_eq!(listed, memberships);
 
-    let user = h.client.user_get(&token, "u000007").await.unwrap();
+    let user = h.client.user_get(&token, &uid("u000007")).await.unwrap();
     let truth_user = truth["users"]
         .as_array()
         .unwrap()
@@ -526,15 +559,22 @@ async fn directory_endpoints_match_the_ground_truth() {
         members.userlist.len(),
         truth_tag["userlist"].as_array().unwrap().len()
     );
-    assert_eq!(code(h.client.tag_get(&token, 999).await), 40068);
+    assert_eq!(code(h.client.tag_get(&token, tag(999)).await), 40068);
 
     let agent_id =
         h.ok("GET", &format!("/sim/corps/{corp}"), None).await["authorizations"][0]["agent_id"]
             .as_i64()
             .unwrap();
-    let agent = h.client.agent_get(&token, agent_id).await.unwrap();
+    let agent = h
+        .client
+        .agent_get(&token, agent_id_of(agent_id))
+        .await
+        .unwrap();
     assert_eq!(agent.allow_partys.unwrap().partyid, vec![1]);
-    assert_eq!(code(h.client.agent_get(&token, agent_id + 1).await), 40056);
+    assert_eq!(
+        code(h.client.agent_get(&token, agent_id_of(agent_id + 1)).await),
+        40056
+    );
 }
 
 #[tokio::test]
@@ -545,7 +585,11 @@ async fn a_disabled_app_says_close_and_answers_50003_until_enabled() {
     let summary = h.ok("GET", &format!("/sim/corps/{corp}"), None).await;
     let agent_id = summary["authorizations"][0]["agent_id"].as_i64().unwrap();
     assert_eq!(
-        h.client.agent_get(&token, agent_id).await.unwrap().close,
+        h.client
+            .agent_get(&token, agent_id_of(agent_id))
+            .await
+            .unwrap()
+            .close,
         Some(0)
     );
 
@@ -555,10 +599,18 @@ async fn a_disabled_app_says_close_and_answers_50003_until_enabled() {
         None,
     )
     .await;
-    let agent = h.client.agent_get(&token, agent_id).await.unwrap();
+    let agent = h
+        .client
+        .agent_get(&token, agent_id_of(agent_id))
+        .await
+        .unwrap();
     assert_eq!(agent.close, Some(1), "agent/get keeps answering, closed");
     assert_eq!(agent.agentid, agent_id);
-    let disabled = h.client.user_get(&token, "u000001").await.unwrap_err();
+    let disabled = h
+        .client
+        .user_get(&token, &uid("u000001"))
+        .await
+        .unwrap_err();
     assert_eq!(disabled.code(), Some(50003));
     assert_eq!(disabled.class(), ErrorClass::TenantBroken);
     assert_eq!(code(h.client.department_list(&token, None).await), 50003);
@@ -566,12 +618,12 @@ async fn a_disabled_app_says_close_and_answers_50003_until_enabled() {
         code(h.client.department_simplelist(&token, None).await),
         50003
     );
-    assert_eq!(code(h.client.department_get(&token, 1).await), 50003);
-    assert_eq!(code(h.client.user_list(&token, 1).await), 50003);
-    assert_eq!(code(h.client.user_simplelist(&token, 1).await), 50003);
+    assert_eq!(code(h.client.department_get(&token, dept(1)).await), 50003);
+    assert_eq!(code(h.client.user_list(&token, dept(1)).await), 50003);
+    assert_eq!(code(h.client.user_simplelist(&token, dept(1)).await), 50003);
     assert_eq!(code(h.client.user_list_id(&token, None, 100).await), 50003);
     assert_eq!(code(h.client.tag_list(&token).await), 50003);
-    assert_eq!(code(h.client.tag_get(&token, 1).await), 50003);
+    assert_eq!(code(h.client.tag_get(&token, tag(1)).await), 50003);
     assert_eq!(code(h.client.agent_get_permissions(&token).await), 50003);
     // The secret stays valid: gettoken (same token while valid) and the auth info still work.
     let again = h
@@ -588,7 +640,10 @@ async fn a_disabled_app_says_close_and_answers_50003_until_enabled() {
         .unwrap();
     assert_eq!(info.auth_info.agent[0].agentid, agent_id);
     // Token rules come first: an unknown token is still 40014, not 50003.
-    assert_eq!(code(h.client.user_get("garbage", "u000001").await), 40014);
+    assert_eq!(
+        code(h.client.user_get("garbage", &uid("u000001")).await),
+        40014
+    );
 
     h.ok(
         "POST",
@@ -597,10 +652,14 @@ async fn a_disabled_app_says_close_and_answers_50003_until_enabled() {
     )
     .await;
     assert_eq!(
-        h.client.agent_get(&token, agent_id).await.unwrap().close,
+        h.client
+            .agent_get(&token, agent_id_of(agent_id))
+            .await
+            .unwrap()
+            .close,
         Some(0)
     );
-    assert!(h.client.user_get(&token, "u000001").await.is_ok());
+    assert!(h.client.user_get(&token, &uid("u000001")).await.is_ok());
     assert!(h.client.tag_list(&token).await.is_ok());
     let stats = h.ok("GET", "/sim/stats", None).await;
     assert_eq!(stats["errcodes"]["50003"], 10, "{stats}");

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use common::{
     AES_KEY, APP_AES_KEY, APP_TOKEN, Received, Receiver, SUITE_ID, SUITE_SECRET, TOKEN, config,
-    start,
+    dept, start, uid,
 };
 use serde_json::json;
 use wecom::callback::{CallbackQuery, EncryptedEnvelope};
 use wecom::crypto::CallbackCrypto;
 use wecom::event::{ContactChange, Event, Framing};
+use wecom::ids::CorpId;
 
 /// Opens a received push as the ingress would: signature, decryption, receiveid, parse.
 fn open(
@@ -117,7 +118,10 @@ async fn template_callbacks_decrypt_with_the_suite_keys() {
         .collect();
     assert_eq!(kinds, ["change_auth", "cancel_auth"]);
     assert_eq!(
-        open(&got[3], TOKEN, AES_KEY, SUITE_ID).0.auth_corp_id(),
+        open(&got[3], TOKEN, AES_KEY, SUITE_ID)
+            .0
+            .auth_corp_id()
+            .map(CorpId::as_str),
         Some(corp.as_str())
     );
 }
@@ -158,7 +162,10 @@ async fn contact_changes_go_to_the_app_url_with_the_app_keys() {
         panic!("expected change_contact, got {event:?}");
     };
     assert_eq!(change.framing, Framing::App);
-    assert_eq!(change.auth_corp_id.as_deref(), Some(corp.as_str()));
+    assert_eq!(
+        change.auth_corp_id.as_ref().map(CorpId::as_str),
+        Some(corp.as_str())
+    );
     let ContactChange::CreateUser(user) = change.change else {
         panic!("expected create_user");
     };
@@ -168,7 +175,7 @@ async fn contact_changes_go_to_the_app_url_with_the_app_keys() {
         user.mobile.is_none() && user.position.is_none(),
         "not granted"
     );
-    assert_eq!(user.department, Some(vec![1]));
+    assert_eq!(user.department, Some(vec![dept(1)]));
 
     // The suite keys do not open an app push.
     let query = CallbackQuery::parse(&push.query).unwrap();
@@ -375,8 +382,8 @@ async fn out_of_scope_changes_are_not_pushed() {
     let ContactChange::UpdateTag(tag) = change.change else {
         panic!("expected update_tag");
     };
-    assert_eq!(tag.add_user_items, Some(vec!["inside2".to_owned()]));
-    assert_eq!(tag.add_party_items, Some(vec![2]));
+    assert_eq!(tag.add_user_items, Some(vec![uid("inside2")]));
+    assert_eq!(tag.add_party_items, Some(vec![dept(2)]));
 }
 
 #[tokio::test]
@@ -504,7 +511,7 @@ async fn shuffle_mode_delivers_everything_in_some_order() {
         .iter()
         .map(|r| match open(r, APP_TOKEN, APP_AES_KEY, &corp).0 {
             Event::ChangeContact(c) => match c.change {
-                ContactChange::CreateUser(u) => u.user_id,
+                ContactChange::CreateUser(u) => u.user_id.into(),
                 other => panic!("unexpected {other:?}"),
             },
             other => panic!("unexpected {other:?}"),

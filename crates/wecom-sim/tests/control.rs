@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{AES_KEY, Receiver, SUITE_ID, TOKEN, config, start};
+use common::{AES_KEY, Receiver, SUITE_ID, TOKEN, config, start, uid};
 use serde_json::{Value, json};
 use wecom::callback::{CallbackQuery, EncryptedEnvelope};
 use wecom::crypto::CallbackCrypto;
@@ -251,8 +251,8 @@ async fn stats_count_calls_per_api_and_corp() {
     let h = start(config()).await;
     let corp = h.corp(json!({ "users": 5 })).await;
     let (_, token) = h.activate(&corp).await;
-    h.client.user_get(&token, "u000001").await.unwrap();
-    h.client.user_get(&token, "nobody").await.unwrap_err();
+    h.client.user_get(&token, &uid("u000001")).await.unwrap();
+    h.client.user_get(&token, &uid("nobody")).await.unwrap_err();
     let stats = h.ok("GET", "/sim/stats", None).await;
     assert_eq!(stats["api_calls"]["user/get"], 2);
     assert_eq!(stats["calls_by_key"][corp.as_str()]["user/get"], 2);

@@ -13,7 +13,8 @@
 //!   `Debug` and `Display` never show the value (`expose` does, for the one call that needs it).
 //!
 //! Every type deserializes through its parser, so a value read from JSON is as valid as one
-//! built in code. With the `sqlx` feature the string ids are Postgres `text` columns.
+//! built in code. With the `sqlx` feature the string ids are Postgres `text` columns and the
+//! numeric ids `bigint` ones.
 
 use std::fmt;
 
@@ -148,16 +149,20 @@ text_id_impls!(UserId, "userid");
 
 /// An app's agentid inside a corp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 #[serde(try_from = "i64", into = "i64")]
 pub struct AgentId(i64);
 
-/// A department id inside a corp (1 is the root).
+/// A department id inside a corp (1 is the root, [`DepartmentId::ROOT`]). WeCom writes the
+/// root's parent as 0; the API types and events read that as "no parent" (`None`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 #[serde(try_from = "i64", into = "i64")]
 pub struct DepartmentId(i64);
 
 /// A tag id inside a corp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
 #[serde(try_from = "i64", into = "i64")]
 pub struct TagId(i64);
 
@@ -200,12 +205,35 @@ macro_rules! number_id_impls {
                 id.0
             }
         }
+
+        /// Parses the decimal form WeCom uses in XML and query strings (trimmed).
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(value: &str) -> Result<Self, IdError> {
+                let number = value.trim().parse::<i64>().map_err(|_| IdError {
+                    what: $what,
+                    reason: "is not a number",
+                })?;
+                Self::new(number)
+            }
+        }
+
+        impl PartialEq<i64> for $name {
+            fn eq(&self, other: &i64) -> bool {
+                self.0 == *other
+            }
+        }
     };
 }
 
 number_id_impls!(AgentId, "agentid");
 number_id_impls!(DepartmentId, "department id");
 number_id_impls!(TagId, "tag id");
+
+impl DepartmentId {
+    /// The root department every corp has.
+    pub const ROOT: Self = Self(1);
+}
 
 /// The single-use code of a create_auth or reset_permanent_code, exchanged within 10 minutes.
 #[derive(Clone, Serialize, Deserialize)]
@@ -320,6 +348,10 @@ mod tests {
         assert!(UserId::parse("zhang\u{0}san").is_err());
         assert!(DepartmentId::new(0).is_err());
         assert_eq!(AgentId::new(1_000_002).unwrap().get(), 1_000_002);
+        assert_eq!(" 7 ".parse::<TagId>().unwrap(), 7);
+        assert!("x".parse::<DepartmentId>().is_err());
+        assert!("0".parse::<DepartmentId>().is_err());
+        assert_eq!(DepartmentId::ROOT.get(), 1);
     }
 
     #[test]

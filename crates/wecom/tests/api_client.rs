@@ -14,11 +14,20 @@ use wecom::api::{
     AccessToken, ApiError, Client, ClientConfig, Envelope, ErrorClass, PermanentCodeV1,
     PermanentCodeV2, TokenKind, User, classify,
 };
+use wecom::ids::{AgentId, DepartmentId, TagId, UserId};
 use wiremock::matchers::{body_json, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TOKEN: &str = "CORP-ACCESS-TOKEN-d41d8cd98f00b204e980";
 const SUITE_TOKEN: &str = "SUITE-ACCESS-TOKEN-61xj0ZJx2hsV6oOB";
+
+fn dept(id: i64) -> DepartmentId {
+    DepartmentId::new(id).unwrap()
+}
+
+fn user(id: &str) -> UserId {
+    UserId::parse(id).unwrap()
+}
 
 async fn wecom() -> (MockServer, Client) {
     let server = MockServer::start().await;
@@ -349,7 +358,10 @@ async fn agent_get_reads_the_visibility_scope() {
         .mount(&server)
         .await;
 
-    let agent = client.agent_get(TOKEN, 1_000_002).await.unwrap();
+    let agent = client
+        .agent_get(TOKEN, AgentId::new(1_000_002).unwrap())
+        .await
+        .unwrap();
 
     assert_eq!(agent.agentid, 1_000_002);
     assert_eq!(agent.allow_userinfos.unwrap().user[1].userid, "lisi");
@@ -404,7 +416,7 @@ async fn department_list_without_id_asks_for_the_whole_tree() {
 
     assert_eq!(departments.len(), 2);
     assert_eq!(departments[0].department_leader, vec!["zhangsan", "lisi"]);
-    assert_eq!(departments[0].parentid, Some(0));
+    assert_eq!(departments[0].parentid, None);
     assert_eq!(departments[1].name, None, "names need the admin's grant");
     assert_eq!(departments[1].order, Some(100_000_000));
 }
@@ -422,7 +434,7 @@ async fn department_list_with_id_asks_for_a_subtree() {
 
     assert!(
         client
-            .department_list(TOKEN, Some(5))
+            .department_list(TOKEN, Some(dept(5)))
             .await
             .unwrap()
             .is_empty()
@@ -444,10 +456,13 @@ async fn department_simplelist_returns_the_id_tree() {
         .mount(&server)
         .await;
 
-    let tree = client.department_simplelist(TOKEN, Some(1)).await.unwrap();
+    let tree = client
+        .department_simplelist(TOKEN, Some(dept(1)))
+        .await
+        .unwrap();
 
     assert_eq!(tree[1].id, 3);
-    assert_eq!(tree[1].parentid, Some(2));
+    assert_eq!(tree[1].parentid, Some(dept(2)));
 }
 
 #[tokio::test]
@@ -465,10 +480,10 @@ async fn department_get_reads_one_department() {
         .mount(&server)
         .await;
 
-    let department = client.department_get(TOKEN, 2).await.unwrap();
+    let department = client.department_get(TOKEN, dept(2)).await.unwrap();
 
     assert_eq!(department.name.as_deref(), Some("广州研发中心"));
-    assert_eq!(department.parentid, Some(1));
+    assert_eq!(department.parentid, Some(dept(1)));
 }
 
 // ---------------------------------------------------------------- members
@@ -491,13 +506,13 @@ async fn user_get_without_sensitive_fields_leaves_them_empty() {
         .await;
 
     let user = client
-        .user_get(TOKEN, "woAJ2GCAAAXtWyujaWJHDDGi0mACAAAA")
+        .user_get(TOKEN, &user("woAJ2GCAAAXtWyujaWJHDDGi0mACAAAA"))
         .await
         .unwrap();
 
     assert_eq!(user.department, vec![1, 2]);
     assert_eq!(user.is_leader_in_dept, vec![1, 0]);
-    assert_eq!(user.main_department, Some(1));
+    assert_eq!(user.main_department, Some(dept(1)));
     assert_eq!(user.position.as_deref(), Some("后台工程师"));
     for missing in [
         &user.name,
@@ -535,7 +550,7 @@ async fn user_get_with_every_field_parses_extattr_and_gender() {
         .mount(&server)
         .await;
 
-    let user = client.user_get(TOKEN, "zhangsan").await.unwrap();
+    let user = client.user_get(TOKEN, &user("zhangsan")).await.unwrap();
 
     assert_eq!(user.name.as_deref(), Some("张三"));
     assert_eq!(user.gender.as_deref(), Some("1"));
@@ -569,7 +584,7 @@ async fn user_list_reads_a_departments_members() {
         .mount(&server)
         .await;
 
-    let users = client.user_list(TOKEN, 1).await.unwrap();
+    let users = client.user_list(TOKEN, dept(1)).await.unwrap();
 
     assert_eq!(users.len(), 2);
     assert_eq!(users[0].department, vec![1, 2]);
@@ -590,7 +605,7 @@ async fn user_simplelist_reads_ids_and_departments() {
         .mount(&server)
         .await;
 
-    let users = client.user_simplelist(TOKEN, 3).await.unwrap();
+    let users = client.user_simplelist(TOKEN, dept(3)).await.unwrap();
 
     assert_eq!(users[0].userid, "zhangsan");
     assert_eq!(users[0].department, vec![1, 2]);
@@ -695,7 +710,7 @@ async fn tag_get_reads_members_and_departments() {
         .mount(&server)
         .await;
 
-    let members = client.tag_get(TOKEN, 7).await.unwrap();
+    let members = client.tag_get(TOKEN, TagId::new(7).unwrap()).await.unwrap();
 
     assert_eq!(members.tagname.as_deref(), Some("乒乓球协会"));
     assert_eq!(members.userlist[1].userid, "wangwu");
@@ -711,7 +726,7 @@ async fn user_get_error(code: i64) -> ApiError {
         .respond_with(wecom_error(code))
         .mount(&server)
         .await;
-    client.user_get(TOKEN, "zhangsan").await.unwrap_err()
+    client.user_get(TOKEN, &user("zhangsan")).await.unwrap_err()
 }
 
 #[tokio::test]
@@ -1001,7 +1016,7 @@ async fn transport_errors_never_show_the_token_or_secret_from_the_query() {
         .mount(&server)
         .await;
 
-    let timeout = client.user_get(TOKEN, "zhangsan").await.unwrap_err();
+    let timeout = client.user_get(TOKEN, &user("zhangsan")).await.unwrap_err();
     let gettoken = client
         .get_token(&"wpXyZ".parse().unwrap(), "PERMANENT-SECRET-xyz")
         .await
@@ -1024,7 +1039,10 @@ async fn connection_errors_never_show_the_token() {
     let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     let client = Client::new(ClientConfig::new(base)).unwrap();
 
-    let err = client.department_list(TOKEN, Some(1)).await.unwrap_err();
+    let err = client
+        .department_list(TOKEN, Some(dept(1)))
+        .await
+        .unwrap_err();
 
     assert!(matches!(err, ApiError::Transport(_)), "{err:?}");
     assert_no_secret(&format!("{err} {err:?}"), &[TOKEN]);
@@ -1092,7 +1110,7 @@ async fn a_body_over_the_size_cap_is_refused() {
         .mount(&server)
         .await;
 
-    let err = client.user_list(TOKEN, 1).await.unwrap_err();
+    let err = client.user_list(TOKEN, dept(1)).await.unwrap_err();
 
     assert!(
         matches!(&err, ApiError::Decode(msg) if msg.contains("exceeds")),

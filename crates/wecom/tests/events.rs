@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use wecom::ids::{AgentId, CorpId, DepartmentId, SuiteId, TagId, UserId};
+
 use wecom::event::{
     AppEvent, CancelAuth, ChangeAuth, ChangeContact, ContactChange, CreateAuth, Event, EventError,
     ExtAttr, ExtAttrValue, Framing, MAX_DEPTH, MAX_XML_BYTES, Message, PartyChange,
@@ -40,8 +42,36 @@ fn user_change(xml: &str) -> UserChange {
     }
 }
 
-fn strings(items: &[&str]) -> Vec<String> {
-    items.iter().map(ToString::to_string).collect()
+/// An id the test knows to be valid.
+fn valid<T>(id: Result<T, wecom::ids::IdError>) -> T {
+    match id {
+        Ok(id) => id,
+        Err(err) => panic!("{err}"),
+    }
+}
+
+fn uid(id: &str) -> UserId {
+    valid(UserId::parse(id))
+}
+
+fn users(items: &[&str]) -> Vec<UserId> {
+    items.iter().copied().map(uid).collect()
+}
+
+fn dept(id: i64) -> DepartmentId {
+    valid(DepartmentId::new(id))
+}
+
+fn depts(ids: &[i64]) -> Vec<DepartmentId> {
+    ids.iter().copied().map(dept).collect()
+}
+
+fn tag(id: i64) -> TagId {
+    valid(TagId::new(id))
+}
+
+fn agent(id: i64) -> AgentId {
+    valid(AgentId::new(id))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -59,7 +89,10 @@ fn suite_ticket_example_parses() {
         })
     );
     assert_eq!(event.kind(), "suite_ticket");
-    assert_eq!(event.suite_id(), Some("dkXXXXXXXX"));
+    assert_eq!(
+        event.suite_id().as_ref().map(SuiteId::as_str),
+        Some("dkXXXXXXXX")
+    );
     assert_eq!(event.auth_corp_id(), None);
     assert_eq!(event.wecom_time(), Some(1_403_610_513));
 }
@@ -109,7 +142,10 @@ fn change_auth_example_parses_with_comments_between_elements() {
         })
     );
     assert_eq!(event.kind(), "change_auth");
-    assert_eq!(event.auth_corp_id(), Some("wxf8b4f85f3a794e77"));
+    assert_eq!(
+        event.auth_corp_id().map(CorpId::as_str),
+        Some("wxf8b4f85f3a794e77")
+    );
 }
 
 #[test]
@@ -124,7 +160,10 @@ fn cancel_auth_example_parses() {
         })
     );
     assert_eq!(event.kind(), "cancel_auth");
-    assert_eq!(event.auth_corp_id(), Some("wxf8b4f85f3a794e77"));
+    assert_eq!(
+        event.auth_corp_id().map(CorpId::as_str),
+        Some("wxf8b4f85f3a794e77")
+    );
 }
 
 #[test]
@@ -139,24 +178,29 @@ fn reset_permanent_code_example_parses() {
         })
     );
     assert_eq!(event.kind(), "reset_permanent_code");
-    assert_eq!(event.suite_id(), Some("dk4asffe9xxx4c0f4c"));
+    assert_eq!(
+        event.suite_id().as_ref().map(SuiteId::as_str),
+        Some("dk4asffe9xxx4c0f4c")
+    );
 }
 
 #[test]
 fn template_framed_create_user_example_parses() {
     let change = contact_change(TEMPLATE_CREATE_USER);
     assert_eq!(change.framing, Framing::Template);
-    assert_eq!(change.suite_id, Some("dkXXXXXXXX".into()));
-    assert_eq!(change.auth_corp_id, Some("wxf8b4f85f3a794e77".into()));
+    assert_eq!(change.suite_id, Some("dkXXXXXXXX".parse().unwrap()));
+    assert_eq!(
+        change.auth_corp_id,
+        Some("wxf8b4f85f3a794e77".parse().unwrap())
+    );
     assert_eq!(change.time, Some(1_403_610_513));
     let expected = UserChange {
-        user_id: "zhangsan".into(),
         open_user_id: Some("woAJ2GCAAAXtWyujaWJHDDGi0mACAAAA".into()),
         name: Some("张三".into()),
-        department: Some(vec![1, 2, 3]),
-        main_department: Some(1),
+        department: Some(depts(&[1, 2, 3])),
+        main_department: Some(dept(1)),
         is_leader_in_dept: Some(vec![true, false, false]),
-        direct_leader: Some(strings(&["lisi", "wangwu"])),
+        direct_leader: Some(users(&["lisi", "wangwu"])),
         mobile: Some("13800000000".into()),
         position: Some("产品经理".into()),
         gender: Some(1),
@@ -171,13 +215,19 @@ fn template_framed_create_user_example_parses() {
                 value: "旅游".into(),
             },
         }]),
-        ..UserChange::default()
+        ..UserChange::new(uid("zhangsan"))
     };
     assert_eq!(change.change, ContactChange::CreateUser(expected));
     let event = parse(TEMPLATE_CREATE_USER);
     assert_eq!(event.kind(), "change_contact.create_user");
-    assert_eq!(event.suite_id(), Some("dkXXXXXXXX"));
-    assert_eq!(event.auth_corp_id(), Some("wxf8b4f85f3a794e77"));
+    assert_eq!(
+        event.suite_id().as_ref().map(SuiteId::as_str),
+        Some("dkXXXXXXXX")
+    );
+    assert_eq!(
+        event.auth_corp_id().map(CorpId::as_str),
+        Some("wxf8b4f85f3a794e77")
+    );
     assert_eq!(event.wecom_time(), Some(1_403_610_513));
 }
 
@@ -191,10 +241,9 @@ fn template_framed_update_tag_parses_items() {
     assert_eq!(
         change.change,
         ContactChange::UpdateTag(TagChange {
-            tag_id: 1,
-            add_user_items: Some(strings(&["zhangsan", "lisi"])),
-            add_party_items: Some(vec![1, 2]),
-            ..TagChange::default()
+            add_user_items: Some(users(&["zhangsan", "lisi"])),
+            add_party_items: Some(depts(&[1, 2])),
+            ..TagChange::new(tag(1))
         })
     );
 }
@@ -258,6 +307,83 @@ fn a_known_kind_that_does_not_fit_its_type_keeps_its_kind() {
     assert!(Event::parse_or_unknown("nope").is_err());
 }
 
+#[test]
+fn an_invalid_id_makes_the_contact_change_unknown_with_its_kind() {
+    for (body, field) in [
+        (
+            "<ChangeType>update_user</ChangeType><UserID>a b</UserID>",
+            "UserID",
+        ),
+        (
+            "<ChangeType>update_user</ChangeType><UserID>u</UserID><Department>1,0</Department>",
+            "Department",
+        ),
+        (
+            "<ChangeType>update_user</ChangeType><UserID>u</UserID><DirectLeader>a,b c</DirectLeader>",
+            "DirectLeader",
+        ),
+        ("<ChangeType>update_party</ChangeType><Id>-2</Id>", "Id"),
+        (
+            "<ChangeType>update_tag</ChangeType><TagId>0</TagId>",
+            "TagId",
+        ),
+        (
+            "<ChangeType>update_tag</ChangeType><TagId>1</TagId><DelUserItems>a\u{1}</DelUserItems>",
+            "DelUserItems",
+        ),
+    ] {
+        let xml = app_change(body);
+        assert!(Event::parse(&xml).is_err(), "{xml}");
+        let Event::Unknown(unknown) = Event::parse_or_unknown(&xml).unwrap() else {
+            panic!("{xml}");
+        };
+        assert!(unknown.kind().starts_with("change_contact."), "{xml}");
+        assert!(unknown.parse_error.unwrap().contains(field), "{xml}");
+    }
+    let bad_corp = "<xml><ToUserName>w w</ToUserName><MsgType>event</MsgType>\
+                    <Event>change_contact</Event><ChangeType>delete_user</ChangeType>\
+                    <UserID>u</UserID></xml>";
+    assert_eq!(
+        Event::parse_or_unknown(bad_corp).unwrap().kind(),
+        "change_contact.delete_user"
+    );
+    assert!(matches!(
+        Event::parse_or_unknown(bad_corp).unwrap(),
+        Event::Unknown(_)
+    ));
+}
+
+#[test]
+fn empty_optional_ids_are_absent_and_a_root_parent_is_none() {
+    let xml = "<xml><ToUserName></ToUserName><MsgType>event</MsgType>\
+               <Event>change_contact</Event><AgentID></AgentID>\
+               <ChangeType>update_party</ChangeType><Id>2</Id><ParentId>0</ParentId></xml>";
+    let change = contact_change(xml);
+    assert_eq!((change.auth_corp_id, change.agent_id), (None, None));
+    assert_eq!(
+        change.change,
+        ContactChange::UpdateParty(PartyChange::new(dept(2)))
+    );
+}
+
+#[test]
+fn an_agent_id_written_as_a_string_is_still_read_from_json() {
+    let json = serde_json::json!({
+        "type": "app_event", "to_user_name": "ww1", "agent_id": "1000002", "event": "subscribe"
+    });
+    let Event::AppEvent(app) = serde_json::from_value(json).unwrap() else {
+        panic!("not an app event");
+    };
+    assert_eq!(app.agent_id, Some(agent(1_000_002)));
+    let json = serde_json::json!({"type": "app_event", "agent_id": "", "event": "subscribe"});
+    let Event::AppEvent(app) = serde_json::from_value(json).unwrap() else {
+        panic!("not an app event");
+    };
+    assert_eq!(app.agent_id, None);
+    let json = serde_json::json!({"type": "app_event", "agent_id": 0, "event": "subscribe"});
+    assert!(serde_json::from_value::<Event>(json).is_err());
+}
+
 fn unknown_field(xml: &str, name: &str) -> Option<String> {
     match Event::parse_or_unknown(xml) {
         Ok(Event::Unknown(unknown)) => unknown.field(name),
@@ -283,7 +409,7 @@ fn app_framed_create_user_example_parses_every_field() {
         ChangeContact {
             framing: Framing::App,
             suite_id: None,
-            auth_corp_id: Some("toUser".into()),
+            auth_corp_id: Some("toUser".parse().unwrap()),
             from_user_name: Some("sys".into()),
             agent_id: None,
             time: Some(1_403_610_513),
@@ -292,7 +418,7 @@ fn app_framed_create_user_example_parses_every_field() {
     );
     let event = parse(APP_CREATE_USER);
     assert_eq!(event.kind(), "change_contact.create_user");
-    assert_eq!(event.auth_corp_id(), Some("toUser"));
+    assert_eq!(event.auth_corp_id().map(CorpId::as_str), Some("toUser"));
     assert_eq!(event.wecom_time(), Some(1_403_610_513));
     assert_eq!(event.suite_id(), None);
 }
@@ -337,9 +463,9 @@ fn app_framed_create_party_example_parses_cdata_parent_id() {
     assert_eq!(
         change.change,
         ContactChange::CreateParty(PartyChange {
-            id: 2,
+            id: dept(2),
             name: Some("张三".into()),
-            parent_id: Some(1),
+            parent_id: Some(dept(1)),
             order: Some(1),
         })
     );
@@ -354,11 +480,11 @@ fn app_framed_update_tag_example_parses_all_four_lists() {
     assert_eq!(
         contact_change(APP_UPDATE_TAG).change,
         ContactChange::UpdateTag(TagChange {
-            tag_id: 1,
-            add_user_items: Some(strings(&["zhangsan", "lisi"])),
-            del_user_items: Some(strings(&["zhangsan1", "lisi1"])),
-            add_party_items: Some(vec![1, 2]),
-            del_party_items: Some(vec![3, 4]),
+            tag_id: tag(1),
+            add_user_items: Some(users(&["zhangsan", "lisi"])),
+            del_user_items: Some(users(&["zhangsan1", "lisi1"])),
+            add_party_items: Some(depts(&[1, 2])),
+            del_party_items: Some(depts(&[3, 4])),
         })
     );
     assert_eq!(parse(APP_UPDATE_TAG).kind(), "change_contact.update_tag");
@@ -373,9 +499,8 @@ fn update_user_carries_the_new_user_id() {
     assert_eq!(
         contact_change(&xml).change,
         ContactChange::UpdateUser(UserChange {
-            user_id: "zhangsan".into(),
-            new_user_id: Some("zhangsan001".into()),
-            ..UserChange::default()
+            new_user_id: Some(uid("zhangsan001")),
+            ..UserChange::new(uid("zhangsan"))
         })
     );
 }
@@ -388,9 +513,9 @@ fn multi_department_user_keeps_every_department_and_leader_flag_in_order() {
          <IsLeaderInDept><![CDATA[0,1,0]]></IsLeaderInDept>",
     );
     let user = user_change(&xml);
-    assert_eq!(user.department, Some(vec![7, 3, 12]));
+    assert_eq!(user.department, Some(depts(&[7, 3, 12])));
     assert_eq!(user.is_leader_in_dept, Some(vec![false, true, false]));
-    assert_eq!(user.main_department, Some(3));
+    assert_eq!(user.main_department, Some(dept(3)));
 }
 
 #[test]
@@ -401,9 +526,8 @@ fn user_event_without_sensitive_fields_leaves_them_absent() {
     assert_eq!(
         user_change(&xml),
         UserChange {
-            user_id: "u1".into(),
-            department: Some(vec![1]),
-            ..UserChange::default()
+            department: Some(depts(&[1])),
+            ..UserChange::new(uid("u1"))
         }
     );
 }
@@ -415,20 +539,14 @@ fn delete_events_carry_only_the_id() {
     ));
     assert_eq!(
         user.change,
-        ContactChange::DeleteUser(UserChange {
-            user_id: "u1".into(),
-            ..UserChange::default()
-        })
+        ContactChange::DeleteUser(UserChange::new(uid("u1")))
     );
     let party = contact_change(&app_change(
         "<ChangeType>delete_party</ChangeType><Id>9</Id>",
     ));
     assert_eq!(
         party.change,
-        ContactChange::DeleteParty(PartyChange {
-            id: 9,
-            ..PartyChange::default()
-        })
+        ContactChange::DeleteParty(PartyChange::new(dept(9)))
     );
 }
 
@@ -462,16 +580,19 @@ fn unlicensed_notify_is_an_app_event_with_the_envelope_fields() {
     assert_eq!(
         event,
         Event::AppEvent(AppEvent {
-            to_user_name: Some("ww4asffe9xxx4c0f4c".into()),
+            to_user_name: Some("ww4asffe9xxx4c0f4c".parse().unwrap()),
             from_user_name: Some("sys".into()),
             create_time: Some(1_403_610_513),
-            agent_id: Some("1000002".into()),
+            agent_id: Some(agent(1_000_002)),
             event: "unlicensed_notify".into(),
             fields: BTreeMap::new(),
         })
     );
     assert_eq!(event.kind(), "event.unlicensed_notify");
-    assert_eq!(event.auth_corp_id(), Some("ww4asffe9xxx4c0f4c"));
+    assert_eq!(
+        event.auth_corp_id().map(CorpId::as_str),
+        Some("ww4asffe9xxx4c0f4c")
+    );
 }
 
 #[test]
@@ -521,12 +642,12 @@ fn official_message_vector_is_a_text_message_saying_hello() {
     assert_eq!(
         event,
         Event::Message(Message {
-            to_user_name: Some("wx5823bf96d3bd56c7".into()),
-            from_user_name: Some("mycreate".into()),
+            to_user_name: Some("wx5823bf96d3bd56c7".parse().unwrap()),
+            from_user_name: Some(uid("mycreate")),
             create_time: Some(1_409_659_813),
             msg_type: "text".into(),
             msg_id: Some("4561255354251345929".into()),
-            agent_id: Some("218".into()),
+            agent_id: Some(agent(218)),
             content: Some("hello".into()),
             fields: BTreeMap::new(),
         })
@@ -582,14 +703,22 @@ fn both_framings_of_every_change_type_parse_to_the_same_change() {
         assert_eq!(template.framing, Framing::Template, "{suffix}");
         assert_eq!(app.framing, Framing::App, "{suffix}");
         assert_eq!(template.change, app.change, "{suffix}");
-        assert_eq!(template.auth_corp_id.as_deref(), Some(CORP), "{suffix}");
-        assert_eq!(app.auth_corp_id.as_deref(), Some(CORP), "{suffix}");
+        assert_eq!(
+            template.auth_corp_id.as_ref().map(CorpId::as_str),
+            Some(CORP),
+            "{suffix}"
+        );
+        assert_eq!(
+            app.auth_corp_id.as_ref().map(CorpId::as_str),
+            Some(CORP),
+            "{suffix}"
+        );
         assert_eq!(
             (template.time, app.time),
             (Some(1_403_610_513), Some(1_403_610_513))
         );
-        assert_eq!(template.suite_id.as_deref(), Some("dk1"));
-        assert_eq!(app.agent_id.as_deref(), Some("1000002"));
+        assert_eq!(template.suite_id.as_ref().map(SuiteId::as_str), Some("dk1"));
+        assert_eq!(app.agent_id, Some(agent(1_000_002)));
         let kind = format!("change_contact.{suffix}");
         assert_eq!(parse(&template_change(body)).kind(), kind);
         assert_eq!(parse(&app_change(body)).kind(), kind);
@@ -700,8 +829,8 @@ fn list_items_are_trimmed_and_empty_items_dropped() {
         panic!("not update_tag")
     };
     assert_eq!(tag.tag_id, 3);
-    assert_eq!(tag.add_user_items, Some(strings(&["a", "b"])));
-    assert_eq!(tag.add_party_items, Some(vec![1, 2]));
+    assert_eq!(tag.add_user_items, Some(users(&["a", "b"])));
+    assert_eq!(tag.add_party_items, Some(depts(&[1, 2])));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -931,7 +1060,7 @@ fn json_shape_is_tagged_by_type_and_change_type() {
             "framing": "app",
             "auth_corp_id": CORP,
             "from_user_name": "sys",
-            "agent_id": "1000002",
+            "agent_id": 1_000_002,
             "time": 1_403_610_513,
             "change": {"change_type": "update_user", "user_id": "u1", "new_user_id": "u2"}
         })
@@ -952,7 +1081,7 @@ fn json_shape_is_tagged_by_type_and_change_type() {
 #[test]
 fn to_xml_splits_cdata_terminators_in_strings() {
     let event = Event::Message(Message {
-        to_user_name: Some("ww1".into()),
+        to_user_name: Some("ww1".parse().unwrap()),
         from_user_name: None,
         create_time: None,
         msg_type: "text".into(),

@@ -8,6 +8,7 @@ use wecom::api::{
     TagListResponse, TagMembers, TagUser, UserIdPage, UserListResponse, UserSimpleListResponse,
     paths,
 };
+use wecom::ids::{DepartmentId, TagId, UserId};
 
 use super::corp::with_app;
 use super::{Query, Shape, json_body, number_param, param, respond};
@@ -22,11 +23,11 @@ fn listed_departments(
     corp: &Corp,
     vis: &Visibility<'_>,
     query: &Query,
-) -> Result<Vec<u64>, ApiFailure> {
+) -> Result<Vec<DepartmentId>, ApiFailure> {
     let dir = &corp.directory;
     match param(query, "id") {
         Some(_) => {
-            let id = number_param(query, "id", errcode::INVALID_PARAMETER)?;
+            let id = department_param(query, "id")?;
             visible_department(dir, vis, id)?;
             Ok(dir.subtree(id))
         }
@@ -38,8 +39,22 @@ fn listed_departments(
     }
 }
 
+/// A department id parameter: 40058 when absent or not a number, 60003 when no department can
+/// have it (0).
+fn department_param(query: &Query, name: &str) -> Result<DepartmentId, ApiFailure> {
+    let id: u64 = number_param(query, name, errcode::INVALID_PARAMETER)?;
+    i64::try_from(id)
+        .ok()
+        .and_then(|id| DepartmentId::new(id).ok())
+        .ok_or(errcode::DEPARTMENT_NOT_FOUND)
+}
+
 /// 60003 for an unknown department, 60011 for one outside the scope.
-fn visible_department(dir: &Directory, vis: &Visibility<'_>, id: u64) -> Result<(), ApiFailure> {
+fn visible_department(
+    dir: &Directory,
+    vis: &Visibility<'_>,
+    id: DepartmentId,
+) -> Result<(), ApiFailure> {
     if dir.department(id).is_none() {
         return Err(errcode::DEPARTMENT_NOT_FOUND);
     }
@@ -98,7 +113,7 @@ pub(crate) async fn department_simplelist(sim: web::Data<Sim>, query: Query) -> 
 pub(crate) async fn department_get(sim: web::Data<Sim>, query: Query) -> HttpResponse {
     respond(&sim, paths::DEPARTMENT_GET, Shape::WithStatus, |call| {
         with_app(call, &query, |corp, _| {
-            let id = number_param(&query, "id", errcode::INVALID_PARAMETER)?;
+            let id = department_param(&query, "id")?;
             let dir = &corp.directory;
             visible_department(dir, &corp.visibility(), id)?;
             let department = dir.department(id).ok_or(errcode::DEPARTMENT_NOT_FOUND)?;
@@ -115,9 +130,9 @@ pub(crate) async fn user_get(sim: web::Data<Sim>, query: Query) -> HttpResponse 
     respond(&sim, paths::USER_GET, Shape::WithStatus, |call| {
         with_app(call, &query, |corp, _| {
             let userid = param(&query, "userid").ok_or(errcode::MISSING_USERID)?;
-            let member = corp
-                .directory
-                .user(userid)
+            let member = UserId::parse(userid)
+                .ok()
+                .and_then(|userid| corp.directory.user(&userid))
                 .ok_or(errcode::USERID_NOT_FOUND)?;
             if !corp.visibility().user(member) {
                 return Err(errcode::NO_PRIVILEGE);
@@ -129,8 +144,8 @@ pub(crate) async fn user_get(sim: web::Data<Sim>, query: Query) -> HttpResponse 
 }
 
 /// The visible department of `?department_id`.
-fn listed_department(corp: &Corp, query: &Query) -> Result<u64, ApiFailure> {
-    let id = number_param(query, "department_id", errcode::INVALID_PARAMETER)?;
+fn listed_department(corp: &Corp, query: &Query) -> Result<DepartmentId, ApiFailure> {
+    let id = department_param(query, "department_id")?;
     visible_department(&corp.directory, &corp.visibility(), id)?;
     Ok(id)
 }
@@ -178,10 +193,10 @@ struct ListIdBody {
     limit: Option<u32>,
 }
 
-/// Where a page starts: the member and the index into its departments.
+/// Where a page starts: the member (`None`: the first) and the index into its departments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Position {
-    userid: String,
+    userid: Option<UserId>,
     index: usize,
 }
 
@@ -202,7 +217,7 @@ pub(crate) async fn user_list_id(
             let start = match req.cursor.as_deref().filter(|c| !c.is_empty()) {
                 Some(cursor) => decode_cursor(sim, &corp.id, cursor)?,
                 None => Position {
-                    userid: String::new(),
+                    userid: None,
                     index: 0,
                 },
             };
@@ -223,11 +238,11 @@ pub(crate) async fn user_list_id(
 fn page(corp: &Corp, start: &Position, limit: usize) -> (Vec<DeptUser>, Option<Position>) {
     let vis = corp.visibility();
     let mut rows = Vec::with_capacity(limit.min(10_000));
-    for member in corp.directory.users_from(&start.userid) {
+    for member in corp.directory.users_from(start.userid.as_ref()) {
         if !vis.user(member) {
             continue;
         }
-        let first = if member.userid == start.userid {
+        let first = if start.userid.as_ref() == Some(&member.userid) {
             start.index
         } else {
             0
@@ -235,7 +250,7 @@ fn page(corp: &Corp, start: &Position, limit: usize) -> (Vec<DeptUser>, Option<P
         for (index, dept) in member.departments.iter().enumerate().skip(first) {
             if rows.len() == limit {
                 let next = Position {
-                    userid: member.userid.clone(),
+                    userid: Some(member.userid.clone()),
                     index,
                 };
                 return (rows, Some(next));
@@ -251,7 +266,8 @@ fn page(corp: &Corp, start: &Position, limit: usize) -> (Vec<DeptUser>, Option<P
 }
 
 fn encode_cursor(sim: &Sim, corp_id: &str, position: &Position) -> String {
-    let payload = format!("{}.{}", to_hex(position.userid.as_bytes()), position.index);
+    let userid = position.userid.as_ref().map_or("", UserId::as_str);
+    let payload = format!("{}.{}", to_hex(userid.as_bytes()), position.index);
     let sum = sim.checksum(&[corp_id, &payload]);
     format!("{payload}.{sum:016x}")
 }
@@ -265,6 +281,11 @@ fn decode_cursor(sim: &Sim, corp_id: &str, cursor: &str) -> Result<Position, Api
     }
     let (userid, index) = payload.split_once('.').ok_or_else(bad)?;
     let userid = String::from_utf8(from_hex(userid).ok_or_else(bad)?).map_err(|_| bad())?;
+    let userid = if userid.is_empty() {
+        None
+    } else {
+        Some(UserId::parse(userid).map_err(|_| bad())?)
+    };
     let index = index.parse().map_err(|_| bad())?;
     Ok(Position { userid, index })
 }
@@ -310,8 +331,12 @@ pub(crate) async fn tag_list(sim: web::Data<Sim>, query: Query) -> HttpResponse 
 pub(crate) async fn tag_get(sim: web::Data<Sim>, query: Query) -> HttpResponse {
     respond(&sim, paths::TAG_GET, Shape::WithStatus, |call| {
         with_app(call, &query, |corp, _| {
-            let id = number_param(&query, "tagid", errcode::MISSING_TAGID)?;
-            let tag = corp.directory.tag(id).ok_or(errcode::INVALID_TAGID)?;
+            let id: u64 = number_param(&query, "tagid", errcode::MISSING_TAGID)?;
+            let tag = i64::try_from(id)
+                .ok()
+                .and_then(|id| TagId::new(id).ok())
+                .and_then(|id| corp.directory.tag(id))
+                .ok_or(errcode::INVALID_TAGID)?;
             let vis = corp.visibility();
             let named = corp.grants.has(grant::USER_NAME);
             Ok(TagMembers {

@@ -75,8 +75,8 @@ fn with_app_even_disabled<T>(
 pub(crate) async fn agent_get(sim: web::Data<Sim>, query: Query) -> HttpResponse {
     respond(&sim, paths::AGENT_GET, Shape::WithStatus, |call| {
         with_app_even_disabled(call, &query, |corp, auth| {
-            let agent_id = number_param(&query, "agentid", errcode::MISSING_AGENTID)?;
-            if i64::try_from(agent_id).ok() != Some(auth.agent_id) {
+            let agent_id: i64 = number_param(&query, "agentid", errcode::MISSING_AGENTID)?;
+            if agent_id != auth.agent_id.get() {
                 return Err(errcode::INVALID_AGENTID);
             }
             Ok(Agent {

@@ -153,12 +153,13 @@ pub(crate) fn param<'q>(query: &'q Query, name: &str) -> Option<&'q str> {
         .filter(|v| !v.is_empty())
 }
 
-/// A numeric query parameter: `missing` when absent, 40058 when not a number.
-pub(crate) fn number_param(
+/// A numeric query parameter (a number, or a numeric id): `missing` when absent, 40058 when not
+/// one.
+pub(crate) fn number_param<T: std::str::FromStr>(
     query: &Query,
     name: &str,
     missing: ApiFailure,
-) -> Result<u64, ApiFailure> {
+) -> Result<T, ApiFailure> {
     param(query, name)
         .ok_or(missing)?
         .trim()

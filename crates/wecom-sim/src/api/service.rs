@@ -233,7 +233,7 @@ fn corp_info(corp: &Corp, version: Version) -> AuthCorpInfo {
 fn auth_info(corp: &Corp, auth: &Authorization) -> AuthInfo {
     AuthInfo {
         agent: vec![AuthAgent {
-            agentid: auth.agent_id,
+            agentid: auth.agent_id.get(),
             name: Some(app_name(&auth.suite_id)),
             round_logo_url: Some(format!("https://p.qlogo.cn/sim/{}/round", auth.suite_id)),
             square_logo_url: Some(format!("https://p.qlogo.cn/sim/{}/square", auth.suite_id)),
@@ -243,9 +243,19 @@ fn auth_info(corp: &Corp, auth: &Authorization) -> AuthInfo {
             auth_from_thirdapp: Some(false),
             privilege: Some(Privilege {
                 level: Some(1),
-                allow_party: corp.scope.departments.clone(),
-                allow_user: corp.scope.users.clone(),
-                allow_tag: corp.scope.tags.clone(),
+                allow_party: corp
+                    .scope
+                    .departments
+                    .iter()
+                    .map(|d| d.get().unsigned_abs())
+                    .collect(),
+                allow_user: corp.scope.users.iter().map(ToString::to_string).collect(),
+                allow_tag: corp
+                    .scope
+                    .tags
+                    .iter()
+                    .map(|t| t.get().unsigned_abs())
+                    .collect(),
                 extra_party: Vec::new(),
                 extra_user: Vec::new(),
                 extra_tag: Vec::new(),
@@ -264,7 +274,7 @@ pub(crate) fn app_name(suite_id: &str) -> String {
 fn admin(corp: &Corp) -> AuthUserInfo {
     let first = corp.directory.users().next();
     AuthUserInfo {
-        userid: first.map(|m| m.userid.clone()),
+        userid: first.map(|m| m.userid.to_string()),
         open_userid: None,
         name: first.map(|m| m.name.clone()),
         avatar: first.map(|m| crate::directory::avatar_url(&m.userid)),

@@ -102,7 +102,10 @@ async fn verify_app_url(
     let (suite_id, agent_id) = {
         let world = sim.read();
         let suite_id = world.pick_suite(options.suite())?;
-        let agent_id = world.corp(&corp)?.auth(&suite_id).map_or(0, |a| a.agent_id);
+        let agent_id = world
+            .corp(&corp)?
+            .auth(&suite_id)
+            .map_or(0, |a| a.agent_id.get());
         (suite_id, agent_id)
     };
     let destination = Destination::App {

@@ -3,6 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use wecom::ids::{DepartmentId, TagId, UserId};
 
 use super::{ControlError, Options, required_json, with_pushes};
 use crate::directory::view::{app_snapshot, full_snapshot};
@@ -78,7 +79,7 @@ async fn create_user(
 
 async fn update_user(
     sim: web::Data<Sim>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, UserId)>,
     options: web::Query<Options>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ControlError> {
@@ -89,7 +90,7 @@ async fn update_user(
 
 async fn delete_user(
     sim: web::Data<Sim>,
-    path: web::Path<(String, String)>,
+    path: web::Path<(String, UserId)>,
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
     let (corp, userid) = path.into_inner();
@@ -108,7 +109,7 @@ async fn create_department(
 
 async fn update_department(
     sim: web::Data<Sim>,
-    path: web::Path<(String, u64)>,
+    path: web::Path<(String, DepartmentId)>,
     options: web::Query<Options>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ControlError> {
@@ -119,7 +120,7 @@ async fn update_department(
 
 async fn delete_department(
     sim: web::Data<Sim>,
-    path: web::Path<(String, u64)>,
+    path: web::Path<(String, DepartmentId)>,
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
     let (corp, id) = path.into_inner();
@@ -138,7 +139,7 @@ async fn create_tag(
 
 async fn update_tag_members(
     sim: web::Data<Sim>,
-    path: web::Path<(String, u64)>,
+    path: web::Path<(String, TagId)>,
     options: web::Query<Options>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ControlError> {

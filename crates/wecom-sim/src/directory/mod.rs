@@ -16,13 +16,15 @@ pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use wecom::ids::{DepartmentId, TagId, UserId};
+
 pub use model::{Department, Member, Tag, avatar_url, qr_code_url};
 pub use mutate::{
     DepartmentPatch, DirectoryError, NewDepartment, NewTag, NewUser, TagMembersChange, UserPatch,
 };
 
 /// WeCom's root department id.
-pub const ROOT_DEPARTMENT: u64 = 1;
+pub const ROOT_DEPARTMENT: DepartmentId = DepartmentId::ROOT;
 
 /// WeCom's maximum department depth (the root counting as 1).
 pub const MAX_DEPTH: usize = 15;
@@ -30,11 +32,11 @@ pub const MAX_DEPTH: usize = 15;
 /// A corp's directory and its indexes.
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
-    departments: BTreeMap<u64, Department>,
-    users: BTreeMap<String, Member>,
-    tags: BTreeMap<u64, Tag>,
-    members_of: HashMap<u64, BTreeSet<String>>,
-    children_of: HashMap<u64, BTreeSet<u64>>,
+    departments: BTreeMap<DepartmentId, Department>,
+    users: BTreeMap<UserId, Member>,
+    tags: BTreeMap<TagId, Tag>,
+    members_of: HashMap<DepartmentId, BTreeSet<UserId>>,
+    children_of: HashMap<DepartmentId, BTreeSet<DepartmentId>>,
 }
 
 impl Directory {
@@ -45,14 +47,14 @@ impl Directory {
             id: ROOT_DEPARTMENT,
             name: root_name.to_owned(),
             name_en: None,
-            parent_id: 0,
+            parent_id: None,
             order: 100_000_000,
         });
         directory
     }
 
     /// The department `id`.
-    pub fn department(&self, id: u64) -> Option<&Department> {
+    pub fn department(&self, id: DepartmentId) -> Option<&Department> {
         self.departments.get(&id)
     }
 
@@ -62,7 +64,7 @@ impl Directory {
     }
 
     /// The member `userid`.
-    pub fn user(&self, userid: &str) -> Option<&Member> {
+    pub fn user(&self, userid: &UserId) -> Option<&Member> {
         self.users.get(userid)
     }
 
@@ -71,18 +73,21 @@ impl Directory {
         self.users.values()
     }
 
-    /// Members from `userid` (inclusive) on, by userid: the basis of `user/list_id` paging.
-    pub fn users_from<'a>(&'a self, userid: &str) -> impl Iterator<Item = &'a Member> + 'a {
-        self.users
-            .range::<str, _>((
-                std::ops::Bound::Included(userid),
-                std::ops::Bound::Unbounded,
-            ))
-            .map(|(_, member)| member)
+    /// Members from `userid` (inclusive; `None`: the first) on, by userid: the basis of
+    /// `user/list_id` paging.
+    pub fn users_from<'a>(
+        &'a self,
+        userid: Option<&UserId>,
+    ) -> impl Iterator<Item = &'a Member> + 'a {
+        let range = match userid {
+            Some(userid) => self.users.range(userid.clone()..),
+            None => self.users.range(..),
+        };
+        range.map(|(_, member)| member)
     }
 
     /// The tag `id`.
-    pub fn tag(&self, id: u64) -> Option<&Tag> {
+    pub fn tag(&self, id: TagId) -> Option<&Tag> {
         self.tags.get(&id)
     }
 
@@ -97,7 +102,7 @@ impl Directory {
     }
 
     /// The direct members of department `id` (not recursive), by userid.
-    pub fn members_of(&self, id: u64) -> impl Iterator<Item = &Member> {
+    pub fn members_of(&self, id: DepartmentId) -> impl Iterator<Item = &Member> {
         self.members_of
             .get(&id)
             .into_iter()
@@ -106,12 +111,12 @@ impl Directory {
     }
 
     /// The direct children of department `id`.
-    pub fn children_of(&self, id: u64) -> impl Iterator<Item = u64> + '_ {
+    pub fn children_of(&self, id: DepartmentId) -> impl Iterator<Item = DepartmentId> + '_ {
         self.children_of.get(&id).into_iter().flatten().copied()
     }
 
     /// `id` and every department below it, parents before children.
-    pub fn subtree(&self, id: u64) -> Vec<u64> {
+    pub fn subtree(&self, id: DepartmentId) -> Vec<DepartmentId> {
         let mut out = Vec::new();
         if !self.departments.contains_key(&id) {
             return out;
@@ -120,7 +125,7 @@ impl Directory {
         while let Some(current) = stack.pop() {
             out.push(current);
             // Reverse so the smallest child is visited first.
-            let mut children: Vec<u64> = self.children_of(current).collect();
+            let mut children: Vec<DepartmentId> = self.children_of(current).collect();
             children.reverse();
             stack.extend(children);
         }
@@ -128,27 +133,23 @@ impl Directory {
     }
 
     /// `id`, its parent, and so on up to the root (bounded, so a corrupt tree cannot loop).
-    pub fn ancestors_and_self(&self, id: u64) -> impl Iterator<Item = u64> + '_ {
+    pub fn ancestors_and_self(&self, id: DepartmentId) -> impl Iterator<Item = DepartmentId> + '_ {
         let mut next = self.departments.contains_key(&id).then_some(id);
         std::iter::from_fn(move || {
             let current = next?;
-            next = self
-                .departments
-                .get(&current)
-                .map(|d| d.parent_id)
-                .filter(|parent| *parent != 0);
+            next = self.departments.get(&current).and_then(|d| d.parent_id);
             Some(current)
         })
         .take(MAX_DEPTH + 1)
     }
 
     /// Depth of `id`, the root being 1 (0 for an unknown department).
-    pub fn depth(&self, id: u64) -> usize {
+    pub fn depth(&self, id: DepartmentId) -> usize {
         self.ancestors_and_self(id).count()
     }
 
     /// The userids flagged leader in department `id`.
-    pub fn leaders_of(&self, id: u64) -> Vec<String> {
+    pub fn leaders_of(&self, id: DepartmentId) -> Vec<UserId> {
         self.members_of(id)
             .filter(|m| m.is_leader_in(id))
             .map(|m| m.userid.clone())
@@ -157,15 +158,17 @@ impl Directory {
 
     /// Adds or replaces a department and indexes it. Callers check the parent exists.
     pub(crate) fn insert_department(&mut self, department: Department) {
-        if let Some(old) = self.departments.get(&department.id) {
-            let old_parent = old.parent_id;
-            if let Some(children) = self.children_of.get_mut(&old_parent) {
-                children.remove(&department.id);
-            }
+        if let Some(old_parent) = self
+            .departments
+            .get(&department.id)
+            .and_then(|old| old.parent_id)
+            && let Some(children) = self.children_of.get_mut(&old_parent)
+        {
+            children.remove(&department.id);
         }
-        if department.parent_id != 0 {
+        if let Some(parent) = department.parent_id {
             self.children_of
-                .entry(department.parent_id)
+                .entry(parent)
                 .or_default()
                 .insert(department.id);
         }
@@ -185,12 +188,12 @@ impl Directory {
     }
 
     /// Removes a member and its index entries; returns it.
-    pub(crate) fn remove_user(&mut self, userid: &str) -> Option<Member> {
+    pub(crate) fn remove_user(&mut self, userid: &UserId) -> Option<Member> {
         self.unindex_user(userid);
         self.users.remove(userid)
     }
 
-    fn unindex_user(&mut self, userid: &str) {
+    fn unindex_user(&mut self, userid: &UserId) {
         if let Some(old) = self.users.get(userid) {
             for dept in &old.departments {
                 if let Some(members) = self.members_of.get_mut(dept) {
@@ -205,28 +208,35 @@ impl Directory {
         self.tags.insert(tag.id, tag);
     }
 
-    /// Next free department id.
-    fn next_department_id(&self) -> u64 {
-        self.departments.keys().next_back().map_or(1, |id| id + 1)
+    /// Next free department id (the largest + 1), if there is one.
+    fn next_department_id(&self) -> Option<DepartmentId> {
+        next_id(self.departments.keys().next_back().map(|id| id.get()))
     }
 
-    /// Next free tag id.
-    fn next_tag_id(&self) -> u64 {
-        self.tags.keys().next_back().map_or(1, |id| id + 1)
+    /// Next free tag id (the largest + 1), if there is one.
+    fn next_tag_id(&self) -> Option<TagId> {
+        next_id(self.tags.keys().next_back().map(|id| id.get()))
     }
+}
+
+/// The id after `largest` (1 when there is none); `None` past `i64::MAX`.
+fn next_id<T: TryFrom<i64>>(largest: Option<i64>) -> Option<T> {
+    let next = largest.map_or(Some(1), |id| id.checked_add(1))?;
+    T::try_from(next).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_ids::{dept as d, user};
 
-    fn dept(id: u64, parent_id: u64) -> Department {
+    fn dept(id: i64, parent_id: i64) -> Department {
         Department {
-            id,
+            id: d(id),
             name: format!("d{id}"),
             name_en: None,
-            parent_id,
-            order: id,
+            parent_id: Some(d(parent_id)),
+            order: id.unsigned_abs(),
         }
     }
 
@@ -236,27 +246,30 @@ mod tests {
         dir.insert_department(dept(2, 1));
         dir.insert_department(dept(3, 2));
         dir.insert_department(dept(4, 1));
-        assert_eq!(dir.subtree(1), vec![1, 2, 3, 4]);
-        assert_eq!(dir.ancestors_and_self(3).collect::<Vec<_>>(), vec![3, 2, 1]);
-        assert_eq!(dir.depth(3), 3);
+        assert_eq!(dir.subtree(d(1)), vec![1, 2, 3, 4]);
+        assert_eq!(
+            dir.ancestors_and_self(d(3)).collect::<Vec<_>>(),
+            vec![3, 2, 1]
+        );
+        assert_eq!(dir.depth(d(3)), 3);
         dir.insert_department(dept(3, 4));
-        assert_eq!(dir.subtree(2), vec![2]);
-        assert_eq!(dir.subtree(4), vec![4, 3]);
+        assert_eq!(dir.subtree(d(2)), vec![2]);
+        assert_eq!(dir.subtree(d(4)), vec![4, 3]);
 
-        let mut member = Member::new("alice", "Alice", vec![2, 3]);
+        let mut member = Member::new(user("alice"), "Alice", vec![d(2), d(3)]);
         member.leader_in = vec![false, true];
         dir.insert_user(member.clone());
-        assert_eq!(dir.members_of(3).count(), 1);
-        assert_eq!(dir.leaders_of(3), vec!["alice".to_owned()]);
-        assert!(dir.leaders_of(2).is_empty());
-        member.departments = vec![4];
+        assert_eq!(dir.members_of(d(3)).count(), 1);
+        assert_eq!(dir.leaders_of(d(3)), vec!["alice"]);
+        assert!(dir.leaders_of(d(2)).is_empty());
+        member.departments = vec![d(4)];
         member.orders = vec![0];
         member.leader_in = vec![false];
         dir.insert_user(member);
-        assert_eq!(dir.members_of(3).count(), 0);
-        assert_eq!(dir.members_of(4).count(), 1);
-        assert!(dir.remove_user("alice").is_some());
-        assert_eq!(dir.members_of(4).count(), 0);
+        assert_eq!(dir.members_of(d(3)).count(), 0);
+        assert_eq!(dir.members_of(d(4)).count(), 1);
+        assert!(dir.remove_user(&user("alice")).is_some());
+        assert_eq!(dir.members_of(d(4)).count(), 0);
         assert_eq!(dir.counts(), (4, 0, 0));
     }
 }

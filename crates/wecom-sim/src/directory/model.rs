@@ -5,18 +5,19 @@ use std::collections::BTreeSet;
 
 use wecom::api::ExtAttrItem;
 use wecom::event::{ExtAttr, ExtAttrValue, UserChange};
+use wecom::ids::{DepartmentId, TagId, UserId};
 
 /// A department.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Department {
     /// Department id; the root is 1.
-    pub id: u64,
+    pub id: DepartmentId,
     /// Name.
     pub name: String,
     /// English name.
     pub name_en: Option<String>,
-    /// Parent id; 0 for the root.
-    pub parent_id: u64,
+    /// Parent id; `None` for the root (WeCom's 0).
+    pub parent_id: Option<DepartmentId>,
     /// Order among siblings.
     pub order: u64,
 }
@@ -25,17 +26,17 @@ pub struct Department {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// The userid.
-    pub userid: String,
+    pub userid: UserId,
     /// Name.
     pub name: String,
     /// Departments, main department first by convention.
-    pub departments: Vec<u64>,
+    pub departments: Vec<DepartmentId>,
     /// Order inside each department (parallel to `departments`).
     pub orders: Vec<u64>,
     /// Leader flag inside each department (parallel to `departments`).
     pub leader_in: Vec<bool>,
     /// Main department.
-    pub main_department: u64,
+    pub main_department: DepartmentId,
     /// Position.
     pub position: Option<String>,
     /// Mobile.
@@ -53,7 +54,7 @@ pub struct Member {
     /// Address.
     pub address: Option<String>,
     /// Userids of direct leaders.
-    pub direct_leader: Vec<String>,
+    pub direct_leader: Vec<UserId>,
     /// 1 active, 2 disabled, 4 not activated, 5 quit.
     pub status: u8,
     /// Custom attributes, in WeCom's API shape.
@@ -64,24 +65,24 @@ pub struct Member {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tag {
     /// Tag id.
-    pub id: u64,
+    pub id: TagId,
     /// Tag name.
     pub name: String,
     /// Tagged members.
-    pub users: BTreeSet<String>,
+    pub users: BTreeSet<UserId>,
     /// Tagged departments.
-    pub parties: BTreeSet<u64>,
+    pub parties: BTreeSet<DepartmentId>,
 }
 
 impl Member {
     /// A member with just a name and departments (the first is the main one), everything else
     /// empty; order 0 and no leader flag in each department.
-    pub fn new(userid: &str, name: &str, departments: Vec<u64>) -> Self {
+    pub fn new(userid: UserId, name: &str, departments: Vec<DepartmentId>) -> Self {
         let n = departments.len();
         Self {
-            userid: userid.to_owned(),
+            userid,
             name: name.to_owned(),
-            main_department: departments.first().copied().unwrap_or(1),
+            main_department: departments.first().copied().unwrap_or(DepartmentId::ROOT),
             departments,
             orders: vec![0; n],
             leader_in: vec![false; n],
@@ -100,7 +101,7 @@ impl Member {
     }
 
     /// Whether the member is flagged leader in department `id`.
-    pub fn is_leader_in(&self, id: u64) -> bool {
+    pub fn is_leader_in(&self, id: DepartmentId) -> bool {
         self.departments
             .iter()
             .zip(&self.leader_in)
@@ -110,7 +111,6 @@ impl Member {
     /// The `create_user` payload: every field filled in.
     pub fn to_change(&self) -> UserChange {
         UserChange {
-            user_id: self.userid.clone(),
             name: Some(self.name.clone()),
             department: Some(self.departments.clone()),
             main_department: Some(self.main_department),
@@ -127,7 +127,7 @@ impl Member {
             telephone: self.telephone.clone(),
             address: self.address.clone(),
             ext_attr: Some(self.ext_attrs.iter().map(ext_attr_event).collect()),
-            ..UserChange::default()
+            ..UserChange::new(self.userid.clone())
         }
     }
 
@@ -140,7 +140,6 @@ impl Member {
         let membership_changed =
             self.departments != old.departments || self.leader_in != old.leader_in;
         UserChange {
-            user_id: old.userid.clone(),
             new_user_id: changed(&self.userid, &old.userid),
             name: changed(&self.name, &old.name),
             department: membership_changed.then(|| self.departments.clone()),
@@ -159,18 +158,18 @@ impl Member {
             address: changed(&self.address, &old.address).map(Option::unwrap_or_default),
             ext_attr: changed(&self.ext_attrs, &old.ext_attrs)
                 .map(|attrs| attrs.iter().map(ext_attr_event).collect()),
-            ..UserChange::default()
+            ..UserChange::new(old.userid.clone())
         }
     }
 }
 
 /// The member's avatar URL (derived from the userid, so it needs no storage).
-pub fn avatar_url(userid: &str) -> String {
+pub fn avatar_url(userid: &UserId) -> String {
     format!("https://wework.qpic.cn/wwpic/sim/{userid}/0")
 }
 
 /// The member's personal QR code URL (derived from the userid).
-pub fn qr_code_url(userid: &str) -> String {
+pub fn qr_code_url(userid: &UserId) -> String {
     format!("https://open.work.weixin.qq.com/wwopen/userQRCode?vcode=sim-{userid}")
 }
 
@@ -195,16 +194,20 @@ fn ext_attr_event(item: &ExtAttrItem) -> ExtAttr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_ids::user as userid;
 
     #[test]
     fn diff_names_only_changed_fields_and_rename() {
-        let old = Member::new("alice", "Alice", vec![1]);
+        let old = Member::new(userid("alice"), "Alice", vec![DepartmentId::ROOT]);
         let mut new = old.clone();
-        new.userid = "alice2".into();
+        new.userid = userid("alice2");
         new.mobile = Some("13800000000".into());
         let change = new.diff_from(&old);
         assert_eq!(change.user_id, "alice");
-        assert_eq!(change.new_user_id.as_deref(), Some("alice2"));
+        assert_eq!(
+            change.new_user_id.as_ref().map(UserId::as_str),
+            Some("alice2")
+        );
         assert_eq!(change.mobile.as_deref(), Some("13800000000"));
         assert!(change.name.is_none());
         assert!(change.department.is_none());
@@ -213,7 +216,7 @@ mod tests {
 
     #[test]
     fn cleared_field_is_sent_empty() {
-        let mut old = Member::new("bob", "Bob", vec![1]);
+        let mut old = Member::new(userid("bob"), "Bob", vec![DepartmentId::ROOT]);
         old.alias = Some("bobby".into());
         let mut new = old.clone();
         new.alias = None;

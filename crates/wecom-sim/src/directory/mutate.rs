@@ -3,7 +3,8 @@
 
 use serde::Deserialize;
 use wecom::api::ExtAttr as ApiExtAttr;
-use wecom::event::{ContactChange, PartyChange, TagChange};
+use wecom::event::{ContactChange, PartyChange, TagChange, UserChange};
+use wecom::ids::{DepartmentId, TagId, UserId};
 
 use super::{Department, Directory, MAX_DEPTH, Member, ROOT_DEPARTMENT, Tag};
 
@@ -25,15 +26,15 @@ pub enum DirectoryError {
 }
 
 /// A new member (`POST /sim/corps/{corp}/users`), in the shape of WeCom's `user/create`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// The userid (1–64 of `A-Za-z0-9_.@-`).
-    pub userid: String,
+    pub userid: UserId,
     /// Name.
     pub name: String,
     /// Departments (at least one).
-    pub department: Vec<u64>,
+    pub department: Vec<DepartmentId>,
     /// Order in each department (defaults to 0s).
     #[serde(default)]
     pub order: Option<Vec<u64>>,
@@ -42,7 +43,7 @@ pub struct NewUser {
     pub is_leader_in_dept: Option<Vec<u8>>,
     /// Main department (defaults to the first).
     #[serde(default)]
-    pub main_department: Option<u64>,
+    pub main_department: Option<DepartmentId>,
     /// Position.
     #[serde(default)]
     pub position: Option<String>,
@@ -69,7 +70,7 @@ pub struct NewUser {
     pub address: Option<String>,
     /// Direct leaders (existing userids, at most 5).
     #[serde(default)]
-    pub direct_leader: Option<Vec<String>>,
+    pub direct_leader: Option<Vec<UserId>>,
     /// 1, 2, 4 or 5 (default 1).
     #[serde(default)]
     pub status: Option<u8>,
@@ -85,13 +86,13 @@ pub struct NewUser {
 pub struct UserPatch {
     /// Renames the member.
     #[serde(default)]
-    pub new_userid: Option<String>,
+    pub new_userid: Option<UserId>,
     /// Name.
     #[serde(default)]
     pub name: Option<String>,
     /// Departments (replaces the list; order and leader flags reset unless given too).
     #[serde(default)]
-    pub department: Option<Vec<u64>>,
+    pub department: Option<Vec<DepartmentId>>,
     /// Order in each department.
     #[serde(default)]
     pub order: Option<Vec<u64>>,
@@ -100,7 +101,7 @@ pub struct UserPatch {
     pub is_leader_in_dept: Option<Vec<u8>>,
     /// Main department.
     #[serde(default)]
-    pub main_department: Option<u64>,
+    pub main_department: Option<DepartmentId>,
     /// Position.
     #[serde(default)]
     pub position: Option<String>,
@@ -127,7 +128,7 @@ pub struct UserPatch {
     pub address: Option<String>,
     /// Direct leaders.
     #[serde(default)]
-    pub direct_leader: Option<Vec<String>>,
+    pub direct_leader: Option<Vec<UserId>>,
     /// 1, 2, 4 or 5.
     #[serde(default)]
     pub status: Option<u8>,
@@ -137,19 +138,19 @@ pub struct UserPatch {
 }
 
 /// A new department (`POST /sim/corps/{corp}/departments`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewDepartment {
     /// Id (defaults to the largest id + 1).
     #[serde(default)]
-    pub id: Option<u64>,
+    pub id: Option<DepartmentId>,
     /// Name.
     pub name: String,
     /// English name.
     #[serde(default)]
     pub name_en: Option<String>,
     /// Parent department.
-    pub parentid: u64,
+    pub parentid: DepartmentId,
     /// Order among siblings (default 0).
     #[serde(default)]
     pub order: Option<u64>,
@@ -167,7 +168,7 @@ pub struct DepartmentPatch {
     pub name_en: Option<String>,
     /// Moves the department.
     #[serde(default)]
-    pub parentid: Option<u64>,
+    pub parentid: Option<DepartmentId>,
     /// Order among siblings.
     #[serde(default)]
     pub order: Option<u64>,
@@ -179,7 +180,7 @@ pub struct DepartmentPatch {
 pub struct NewTag {
     /// Id (defaults to the largest id + 1).
     #[serde(default)]
-    pub tagid: Option<u64>,
+    pub tagid: Option<TagId>,
     /// Name (unique in the corp).
     pub tagname: String,
 }
@@ -190,27 +191,65 @@ pub struct NewTag {
 pub struct TagMembersChange {
     /// Members to tag.
     #[serde(default)]
-    pub add_users: Vec<String>,
+    pub add_users: Vec<UserId>,
     /// Members to untag.
     #[serde(default)]
-    pub del_users: Vec<String>,
+    pub del_users: Vec<UserId>,
     /// Departments to tag.
     #[serde(default)]
-    pub add_parties: Vec<u64>,
+    pub add_parties: Vec<DepartmentId>,
     /// Departments to untag.
     #[serde(default)]
-    pub del_parties: Vec<u64>,
+    pub del_parties: Vec<DepartmentId>,
+}
+
+impl NewUser {
+    /// A member with a name and departments, everything else defaulted.
+    pub fn new(userid: UserId, name: &str, department: Vec<DepartmentId>) -> Self {
+        Self {
+            userid,
+            name: name.to_owned(),
+            department,
+            order: None,
+            is_leader_in_dept: None,
+            main_department: None,
+            position: None,
+            mobile: None,
+            gender: None,
+            email: None,
+            biz_mail: None,
+            telephone: None,
+            alias: None,
+            address: None,
+            direct_leader: None,
+            status: None,
+            extattr: None,
+        }
+    }
+}
+
+impl NewDepartment {
+    /// A department with a name under `parentid`, its id and order defaulted.
+    pub fn new(name: &str, parentid: DepartmentId) -> Self {
+        Self {
+            id: None,
+            name: name.to_owned(),
+            name_en: None,
+            parentid,
+            order: None,
+        }
+    }
 }
 
 fn invalid(message: impl Into<String>) -> DirectoryError {
     DirectoryError::Invalid(message.into())
 }
 
-fn user_not_found(userid: &str) -> DirectoryError {
+fn user_not_found(userid: &UserId) -> DirectoryError {
     DirectoryError::NotFound(format!("user {userid}"))
 }
 
-fn department_not_found(id: u64) -> DirectoryError {
+fn department_not_found(id: DepartmentId) -> DirectoryError {
     DirectoryError::NotFound(format!("department {id}"))
 }
 
@@ -231,7 +270,7 @@ impl Directory {
                 new.userid
             )));
         }
-        let mut member = Member::new(&new.userid, &new.name, Vec::new());
+        let mut member = Member::new(new.userid, &new.name, Vec::new());
         self.apply_membership(
             &mut member,
             new.department,
@@ -260,7 +299,7 @@ impl Directory {
     /// the member inside its tags.
     pub fn update_user(
         &mut self,
-        userid: &str,
+        userid: &UserId,
         patch: UserPatch,
     ) -> Result<ContactChange, DirectoryError> {
         let old = self
@@ -328,16 +367,13 @@ impl Directory {
     }
 
     /// Removes a member (and untags it); the `delete_user` payload.
-    pub fn delete_user(&mut self, userid: &str) -> Result<ContactChange, DirectoryError> {
+    pub fn delete_user(&mut self, userid: &UserId) -> Result<ContactChange, DirectoryError> {
         self.remove_user(userid)
             .ok_or_else(|| user_not_found(userid))?;
         for tag in self.tags.values_mut() {
             tag.users.remove(userid);
         }
-        Ok(ContactChange::DeleteUser(wecom::event::UserChange {
-            user_id: userid.to_owned(),
-            ..Default::default()
-        }))
+        Ok(ContactChange::DeleteUser(UserChange::new(userid.clone())))
     }
 
     /// Adds a department; the `create_party` payload.
@@ -345,10 +381,12 @@ impl Directory {
         &mut self,
         new: NewDepartment,
     ) -> Result<ContactChange, DirectoryError> {
-        let id = new.id.unwrap_or_else(|| self.next_department_id());
-        if id == 0 {
-            return Err(invalid("department id must be positive"));
-        }
+        let id = match new.id {
+            Some(id) => id,
+            None => self
+                .next_department_id()
+                .ok_or_else(|| invalid("no department id is left"))?,
+        };
         if self.department(id).is_some() {
             return Err(DirectoryError::AlreadyExists(format!("department {id}")));
         }
@@ -365,13 +403,13 @@ impl Directory {
             id,
             name: new.name,
             name_en: new.name_en.filter(|s| !s.is_empty()),
-            parent_id: new.parentid,
+            parent_id: Some(new.parentid),
             order: new.order.unwrap_or(0),
         };
         let change = PartyChange {
             id,
             name: Some(department.name.clone()),
-            parent_id: Some(department.parent_id),
+            parent_id: department.parent_id,
             order: Some(department.order),
         };
         self.insert_department(department);
@@ -381,7 +419,7 @@ impl Directory {
     /// Changes or moves a department; the `update_party` payload (only changed fields).
     pub fn update_department(
         &mut self,
-        id: u64,
+        id: DepartmentId,
         patch: DepartmentPatch,
     ) -> Result<ContactChange, DirectoryError> {
         let old = self
@@ -397,14 +435,16 @@ impl Directory {
         if let Some(order) = patch.order {
             department.order = order;
         }
-        if let Some(parent) = patch.parentid.filter(|p| *p != old.parent_id) {
+        if let Some(parent) = patch.parentid.filter(|p| Some(*p) != old.parent_id) {
             self.check_move(id, parent)?;
-            department.parent_id = parent;
+            department.parent_id = Some(parent);
         }
         let change = PartyChange {
             id,
             name: (department.name != old.name).then(|| department.name.clone()),
-            parent_id: (department.parent_id != old.parent_id).then_some(department.parent_id),
+            parent_id: department
+                .parent_id
+                .filter(|_| department.parent_id != old.parent_id),
             order: (department.order != old.order).then_some(department.order),
         };
         self.insert_department(department);
@@ -412,7 +452,7 @@ impl Directory {
     }
 
     /// Removes an empty department (and untags it); the `delete_party` payload.
-    pub fn delete_department(&mut self, id: u64) -> Result<ContactChange, DirectoryError> {
+    pub fn delete_department(&mut self, id: DepartmentId) -> Result<ContactChange, DirectoryError> {
         if id == ROOT_DEPARTMENT {
             return Err(invalid("the root department cannot be deleted"));
         }
@@ -432,24 +472,23 @@ impl Directory {
         }
         self.departments.remove(&id);
         self.members_of.remove(&id);
-        if let Some(children) = self.children_of.get_mut(&parent) {
+        if let Some(children) = parent.and_then(|parent| self.children_of.get_mut(&parent)) {
             children.remove(&id);
         }
         for tag in self.tags.values_mut() {
             tag.parties.remove(&id);
         }
-        Ok(ContactChange::DeleteParty(PartyChange {
-            id,
-            ..Default::default()
-        }))
+        Ok(ContactChange::DeleteParty(PartyChange::new(id)))
     }
 
     /// Adds a tag (WeCom pushes nothing for this); returns its id.
-    pub fn create_tag(&mut self, new: NewTag) -> Result<u64, DirectoryError> {
-        let id = new.tagid.unwrap_or_else(|| self.next_tag_id());
-        if id == 0 {
-            return Err(invalid("tag id must be positive"));
-        }
+    pub fn create_tag(&mut self, new: NewTag) -> Result<TagId, DirectoryError> {
+        let id = match new.tagid {
+            Some(id) => id,
+            None => self
+                .next_tag_id()
+                .ok_or_else(|| invalid("no tag id is left"))?,
+        };
         if self.tag(id).is_some() {
             return Err(DirectoryError::AlreadyExists(format!("tag {id}")));
         }
@@ -473,7 +512,7 @@ impl Directory {
     /// actually changed.
     pub fn update_tag_members(
         &mut self,
-        id: u64,
+        id: TagId,
         change: TagMembersChange,
     ) -> Result<ContactChange, DirectoryError> {
         if let Some(userid) = change.add_users.iter().find(|u| self.user(u).is_none()) {
@@ -490,28 +529,28 @@ impl Directory {
             .tags
             .get_mut(&id)
             .ok_or_else(|| DirectoryError::NotFound(format!("tag {id}")))?;
-        let added_users: Vec<String> = change
+        let added_users: Vec<UserId> = change
             .add_users
             .into_iter()
             .filter(|u| tag.users.insert(u.clone()))
             .collect();
-        let deleted_users: Vec<String> = change
+        let deleted_users: Vec<UserId> = change
             .del_users
             .into_iter()
             .filter(|u| tag.users.remove(u))
             .collect();
-        let added_parties: Vec<u64> = change
+        let added_parties: Vec<DepartmentId> = change
             .add_parties
             .into_iter()
             .filter(|d| tag.parties.insert(*d))
             .collect();
-        let deleted_parties: Vec<u64> = change
+        let deleted_parties: Vec<DepartmentId> = change
             .del_parties
             .into_iter()
             .filter(|d| tag.parties.remove(d))
             .collect();
-        let non_empty = |items: Vec<String>| (!items.is_empty()).then_some(items);
-        let non_empty_ids = |items: Vec<u64>| (!items.is_empty()).then_some(items);
+        let non_empty = |items: Vec<UserId>| (!items.is_empty()).then_some(items);
+        let non_empty_ids = |items: Vec<DepartmentId>| (!items.is_empty()).then_some(items);
         Ok(ContactChange::UpdateTag(TagChange {
             tag_id: id,
             add_user_items: non_empty(added_users),
@@ -525,10 +564,10 @@ impl Directory {
     fn apply_membership(
         &self,
         member: &mut Member,
-        departments: Vec<u64>,
+        departments: Vec<DepartmentId>,
         orders: Option<Vec<u64>>,
         leaders: Option<Vec<u8>>,
-        main: Option<u64>,
+        main: Option<DepartmentId>,
     ) -> Result<(), DirectoryError> {
         if departments.is_empty() {
             return Err(invalid("a member needs at least one department"));
@@ -564,7 +603,7 @@ impl Directory {
         Ok(())
     }
 
-    fn check_leaders(&self, leaders: Vec<String>) -> Result<Vec<String>, DirectoryError> {
+    fn check_leaders(&self, leaders: Vec<UserId>) -> Result<Vec<UserId>, DirectoryError> {
         if leaders.len() > 5 {
             return Err(invalid("at most 5 direct leaders"));
         }
@@ -575,7 +614,7 @@ impl Directory {
     }
 
     /// A move of `id` under `parent` must keep the tree a tree, at most [`MAX_DEPTH`] deep.
-    fn check_move(&self, id: u64, parent: u64) -> Result<(), DirectoryError> {
+    fn check_move(&self, id: DepartmentId, parent: DepartmentId) -> Result<(), DirectoryError> {
         if id == ROOT_DEPARTMENT {
             return Err(invalid("the root department cannot move"));
         }
@@ -600,7 +639,8 @@ impl Directory {
     }
 }
 
-fn check_userid(userid: &str) -> Result<(), DirectoryError> {
+fn check_userid(userid: &UserId) -> Result<(), DirectoryError> {
+    let userid = userid.as_str();
     let ok = (1..=64).contains(&userid.len())
         && userid
             .chars()
@@ -639,28 +679,26 @@ fn check_status(status: u8) -> Result<u8, DirectoryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_ids::{dept as d, tag as t, user as u};
 
     fn directory() -> Directory {
         let mut dir = Directory::new("Acme");
         for (id, parent) in [(2, 1), (3, 2)] {
             dir.create_department(NewDepartment {
-                id: Some(id),
-                name: format!("d{id}"),
-                parentid: parent,
-                ..Default::default()
+                id: Some(d(id)),
+                ..NewDepartment::new(&format!("d{id}"), d(parent))
             })
             .unwrap();
         }
         dir
     }
 
-    fn user(userid: &str, department: Vec<u64>) -> NewUser {
-        NewUser {
-            userid: userid.into(),
-            name: userid.to_uppercase(),
-            department,
-            ..Default::default()
-        }
+    fn user(userid: &str, department: Vec<i64>) -> NewUser {
+        NewUser::new(
+            u(userid),
+            &userid.to_uppercase(),
+            department.into_iter().map(d).collect(),
+        )
     }
 
     #[test]
@@ -670,8 +708,8 @@ mod tests {
         else {
             panic!("not create_user");
         };
-        assert_eq!(change.department, Some(vec![2, 3]));
-        assert_eq!(change.main_department, Some(2));
+        assert_eq!(change.department, Some(vec![d(2), d(3)]));
+        assert_eq!(change.main_department, Some(d(2)));
         assert_eq!(change.is_leader_in_dept, Some(vec![false, false]));
         assert_eq!(
             dir.create_user(user("alice", vec![2])),
@@ -682,7 +720,7 @@ mod tests {
             Err(DirectoryError::NotFound(_))
         ));
         assert!(matches!(
-            dir.create_user(user("bad id", vec![2])),
+            dir.create_user(user("bad/id", vec![2])),
             Err(DirectoryError::Invalid(_))
         ));
     }
@@ -700,25 +738,25 @@ mod tests {
         dir.update_tag_members(
             tag,
             TagMembersChange {
-                add_users: vec!["alice".into()],
+                add_users: vec![u("alice")],
                 ..Default::default()
             },
         )
         .unwrap();
         let patch = UserPatch {
-            new_userid: Some("alice2".into()),
-            department: Some(vec![3]),
+            new_userid: Some(u("alice2")),
+            department: Some(vec![d(3)]),
             ..Default::default()
         };
-        let ContactChange::UpdateUser(change) = dir.update_user("alice", patch).unwrap() else {
+        let ContactChange::UpdateUser(change) = dir.update_user(&u("alice"), patch).unwrap() else {
             panic!("not update_user");
         };
-        assert_eq!(change.new_user_id.as_deref(), Some("alice2"));
-        assert_eq!(change.department, Some(vec![3]));
-        assert_eq!(change.main_department, Some(3));
-        assert!(dir.user("alice").is_none());
-        assert_eq!(dir.members_of(3).next().unwrap().userid, "alice2");
-        assert!(dir.tag(tag).unwrap().users.contains("alice2"));
+        assert_eq!(change.new_user_id, Some(u("alice2")));
+        assert_eq!(change.department, Some(vec![d(3)]));
+        assert_eq!(change.main_department, Some(d(3)));
+        assert!(dir.user(&u("alice")).is_none());
+        assert_eq!(dir.members_of(d(3)).next().unwrap().userid, "alice2");
+        assert!(dir.tag(tag).unwrap().users.contains(&u("alice2")));
     }
 
     #[test]
@@ -726,34 +764,31 @@ mod tests {
         let mut dir = directory();
         dir.create_user(user("alice", vec![3])).unwrap();
         assert!(matches!(
-            dir.delete_department(3),
+            dir.delete_department(d(3)),
             Err(DirectoryError::NotEmpty(_))
         ));
         assert!(matches!(
-            dir.delete_department(2),
+            dir.delete_department(d(2)),
             Err(DirectoryError::NotEmpty(_))
         ));
         assert!(matches!(
             dir.update_department(
-                2,
+                d(2),
                 DepartmentPatch {
-                    parentid: Some(3),
+                    parentid: Some(d(3)),
                     ..Default::default()
                 }
             ),
             Err(DirectoryError::Invalid(_))
         ));
-        dir.delete_user("alice").unwrap();
+        dir.delete_user(&u("alice")).unwrap();
         assert_eq!(
-            dir.delete_department(3).unwrap(),
-            ContactChange::DeleteParty(PartyChange {
-                id: 3,
-                ..Default::default()
-            })
+            dir.delete_department(d(3)).unwrap(),
+            ContactChange::DeleteParty(PartyChange::new(d(3)))
         );
         let ContactChange::UpdateParty(change) = dir
             .update_department(
-                2,
+                d(2),
                 DepartmentPatch {
                     order: Some(9),
                     ..Default::default()
@@ -774,18 +809,12 @@ mod tests {
         let mut dir = Directory::new("Deep");
         for id in 2..=15 {
             dir.create_department(NewDepartment {
-                id: Some(id),
-                name: "d".into(),
-                parentid: id - 1,
-                ..Default::default()
+                id: Some(d(id)),
+                ..NewDepartment::new("d", d(id - 1))
             })
             .unwrap();
         }
-        let too_deep = dir.create_department(NewDepartment {
-            name: "d".into(),
-            parentid: 15,
-            ..Default::default()
-        });
+        let too_deep = dir.create_department(NewDepartment::new("d", d(15)));
         assert!(matches!(too_deep, Err(DirectoryError::Invalid(_))));
     }
 
@@ -795,7 +824,7 @@ mod tests {
         dir.create_user(user("alice", vec![2])).unwrap();
         let tag = dir
             .create_tag(NewTag {
-                tagid: Some(7),
+                tagid: Some(t(7)),
                 tagname: "t".into(),
             })
             .unwrap();
@@ -803,9 +832,9 @@ mod tests {
             .update_tag_members(
                 tag,
                 TagMembersChange {
-                    add_users: vec!["alice".into()],
-                    del_users: vec!["nobody".into()],
-                    add_parties: vec![2],
+                    add_users: vec![u("alice")],
+                    del_users: vec![u("nobody")],
+                    add_parties: vec![d(2)],
                     ..Default::default()
                 },
             )
@@ -813,10 +842,10 @@ mod tests {
         assert_eq!(
             change,
             ContactChange::UpdateTag(TagChange {
-                tag_id: 7,
-                add_user_items: Some(vec!["alice".into()]),
+                tag_id: t(7),
+                add_user_items: Some(vec![u("alice")]),
                 del_user_items: None,
-                add_party_items: Some(vec![2]),
+                add_party_items: Some(vec![d(2)]),
                 del_party_items: None,
             })
         );

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use wecom::api::{ExtAttrItem, ExtText, ExtWeb};
+use wecom::ids::{DepartmentId, TagId, UserId};
 
 use super::{Department, Directory, MAX_DEPTH, Member, ROOT_DEPARTMENT, Tag};
 use crate::rng::SplitMix64;
@@ -101,18 +102,27 @@ pub fn seed(corp_name: &str, spec: &SeedSpec) -> Directory {
     let mut rng = SplitMix64::new(spec.seed);
     let mut dir = Directory::new(corp_name);
     let depths = seed_departments(&mut dir, &mut rng, spec.department_count());
-    let department_ids: Vec<u64> = (1..=depths.len() as u64).collect();
+    let department_ids: Vec<DepartmentId> = ids(1..=depths.len());
     seed_users(&mut dir, &mut rng, spec.users, &department_ids);
     seed_direct_leaders(&mut dir, &mut rng);
     seed_tags(&mut dir, &mut rng, spec.tag_count(), &department_ids);
     dir
 }
 
+/// The ids numbered `range` (positive, so every number is one).
+fn ids<T: TryFrom<i64>>(range: std::ops::RangeInclusive<usize>) -> Vec<T> {
+    range
+        .filter_map(|n| i64::try_from(n).ok())
+        .filter_map(|n| T::try_from(n).ok())
+        .collect()
+}
+
 /// Departments 2..=count under random earlier ones, never deeper than WeCom allows.
 /// Returns the depth of each department (index 0 = department 1).
 fn seed_departments(dir: &mut Directory, rng: &mut SplitMix64, count: usize) -> Vec<usize> {
     let mut depths = vec![1usize];
-    for id in 2..=count as u64 {
+    let all: Vec<DepartmentId> = ids(1..=count);
+    for &id in all.iter().skip(1) {
         // Favour recent departments a little so the tree gets some depth.
         let existing = depths.len();
         let candidate = if rng.chance(0.5) {
@@ -120,28 +130,36 @@ fn seed_departments(dir: &mut Directory, rng: &mut SplitMix64, count: usize) -> 
         } else {
             rng.index(existing) + 1
         };
-        let parent = if depths[candidate - 1] >= MAX_DEPTH {
-            ROOT_DEPARTMENT
+        let (parent, parent_index) = if depths[candidate - 1] >= MAX_DEPTH {
+            (ROOT_DEPARTMENT, 0)
         } else {
-            candidate as u64
+            (all[candidate - 1], candidate - 1)
         };
-        let depth = depths[usize::try_from(parent).unwrap_or(1) - 1] + 1;
+        let depth = depths[parent_index] + 1;
         depths.push(depth);
         let base = rng.pick(DEPARTMENTS);
         dir.insert_department(Department {
             id,
             name: format!("{base}{id}"),
             name_en: Some(format!("Department {id}")),
-            parent_id: parent,
+            parent_id: Some(parent),
             order: rng.below(100_000_000),
         });
     }
     depths
 }
 
-fn seed_users(dir: &mut Directory, rng: &mut SplitMix64, count: usize, departments: &[u64]) {
+fn seed_users(
+    dir: &mut Directory,
+    rng: &mut SplitMix64,
+    count: usize,
+    departments: &[DepartmentId],
+) {
     for index in 1..=count {
-        let userid = format!("u{index:06}");
+        // `u` and six digits: always a valid userid.
+        let Ok(userid) = UserId::parse(format!("u{index:06}")) else {
+            continue;
+        };
         let name = format!("{}{}", rng.pick(SURNAMES), rng.pick(GIVEN));
         let extra = match rng.below(100) {
             0..=4 => 2,
@@ -155,7 +173,7 @@ fn seed_users(dir: &mut Directory, rng: &mut SplitMix64, count: usize, departmen
                 depts.push(dept);
             }
         }
-        let mut member = Member::new(&userid, &name, depts);
+        let mut member = Member::new(userid, &name, depts);
         member.orders = member
             .departments
             .iter()
@@ -214,7 +232,7 @@ fn fill_profile(member: &mut Member, rng: &mut SplitMix64, index: usize) {
 
 /// Gives most members a leader of their main department as direct leader.
 fn seed_direct_leaders(dir: &mut Directory, rng: &mut SplitMix64) {
-    let mut leaders_by_dept: std::collections::HashMap<u64, Vec<String>> =
+    let mut leaders_by_dept: std::collections::HashMap<DepartmentId, Vec<UserId>> =
         std::collections::HashMap::new();
     for member in dir.users() {
         for (dept, leader) in member.departments.iter().zip(&member.leader_in) {
@@ -238,11 +256,16 @@ fn seed_direct_leaders(dir: &mut Directory, rng: &mut SplitMix64) {
     }
 }
 
-fn seed_tags(dir: &mut Directory, rng: &mut SplitMix64, count: usize, departments: &[u64]) {
-    let userids: Vec<String> = dir.users().map(|m| m.userid.clone()).collect();
-    for id in 1..=count as u64 {
-        let base = TAGS[usize::try_from(id - 1).unwrap_or(0) % TAGS.len()];
-        let round = (id - 1) / TAGS.len() as u64;
+fn seed_tags(
+    dir: &mut Directory,
+    rng: &mut SplitMix64,
+    count: usize,
+    departments: &[DepartmentId],
+) {
+    let userids: Vec<UserId> = dir.users().map(|m| m.userid.clone()).collect();
+    for (index, id) in ids::<TagId>(1..=count).into_iter().enumerate() {
+        let base = TAGS[index % TAGS.len()];
+        let round = index / TAGS.len();
         let name = if round == 0 {
             base.to_owned()
         } else {
@@ -254,7 +277,8 @@ fn seed_tags(dir: &mut Directory, rng: &mut SplitMix64, count: usize, department
                 users.insert(rng.pick(&userids).clone());
             }
         }
-        let parties: BTreeSet<u64> = (0..rng.below(3)).map(|_| *rng.pick(departments)).collect();
+        let parties: BTreeSet<DepartmentId> =
+            (0..rng.below(3)).map(|_| *rng.pick(departments)).collect();
         dir.insert_tag(Tag {
             id,
             name,

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use wecom::api;
 use wecom::event::{ContactChange, PartyChange, UserChange};
+use wecom::ids::{DepartmentId, TagId, UserId};
 
 use super::{Department, Directory, Member, avatar_url, qr_code_url};
 use crate::scope::{Grants, Visibility, grant};
@@ -17,7 +18,7 @@ pub fn department(dir: &Directory, d: &Department, grants: &Grants) -> api::Depa
         name: named.then(|| d.name.clone()),
         name_en: d.name_en.clone().filter(|_| named),
         department_leader: dir.leaders_of(d.id),
-        parentid: Some(d.parent_id),
+        parentid: d.parent_id,
         order: Some(d.order),
     }
 }
@@ -26,7 +27,7 @@ pub fn department(dir: &Directory, d: &Department, grants: &Grants) -> api::Depa
 pub fn department_ref(d: &Department) -> api::DepartmentRef {
     api::DepartmentRef {
         id: d.id,
-        parentid: Some(d.parent_id),
+        parentid: d.parent_id,
         order: Some(d.order),
     }
 }
@@ -132,13 +133,13 @@ pub struct Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TagSnapshot {
     /// Tag id.
-    pub tagid: u64,
+    pub tagid: TagId,
     /// Tag name.
     pub tagname: String,
     /// Tagged userids, sorted.
-    pub userlist: Vec<String>,
+    pub userlist: Vec<UserId>,
     /// Tagged department ids, sorted.
-    pub partylist: Vec<u64>,
+    pub partylist: Vec<DepartmentId>,
 }
 
 /// The ground truth: every entity, every field.
@@ -207,6 +208,7 @@ mod tests {
     use super::*;
     use crate::directory::seed::{SeedSpec, seed};
     use crate::scope::Scope;
+    use crate::test_ids::{dept as d, user as u};
 
     #[test]
     fn no_grants_no_sensitive_fields() {
@@ -227,7 +229,7 @@ mod tests {
         let full = user(member, &Grants::all());
         assert_eq!(full.name.as_deref(), Some(member.name.as_str()));
         assert!(full.mobile.is_some() && full.avatar.is_some());
-        let root = department(&dir, dir.department(1).unwrap(), &Grants::default());
+        let root = department(&dir, dir.department(d(1)).unwrap(), &Grants::default());
         assert!(root.name.is_none());
     }
 
@@ -243,7 +245,7 @@ mod tests {
             },
         );
         let scope = Scope {
-            departments: vec![2],
+            departments: vec![d(2)],
             users: vec![],
             tags: vec![],
         };
@@ -258,7 +260,7 @@ mod tests {
 
     #[test]
     fn redaction_keeps_ids_and_structure() {
-        let member = crate::directory::Member::new("alice", "Alice", vec![1]);
+        let member = crate::directory::Member::new(u("alice"), "Alice", vec![d(1)]);
         let redacted = redact_change(
             ContactChange::CreateUser(member.to_change()),
             &Grants::default(),
@@ -268,6 +270,6 @@ mod tests {
         };
         assert_eq!(u.user_id, "alice");
         assert!(u.name.is_none() && u.avatar.is_none() && u.gender.is_none());
-        assert_eq!(u.department, Some(vec![1]));
+        assert_eq!(u.department, Some(vec![d(1)]));
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use wecom::ids::AgentId;
 
 use crate::directory::Directory;
 use crate::directory::seed::SeedSpec;
@@ -71,7 +72,7 @@ pub struct Authorization {
     /// The suite (template).
     pub suite_id: String,
     /// The app's agentid in the corp.
-    pub agent_id: i64,
+    pub agent_id: AgentId,
     /// The app secret (`permanent_code`); replaced by reset-secret.
     pub permanent_code: String,
     /// Active or cancelled.

@@ -10,6 +10,7 @@ mod credentials;
 use std::collections::BTreeMap;
 
 use wecom::api::SuiteTokenRequest;
+use wecom::ids::AgentId;
 use wecom::suite::SuiteConfig;
 
 pub use corp::{AuthStatus, Authorization, AuthorizeWith, Corp, CorpSpec, CorpSummary};
@@ -73,7 +74,7 @@ pub struct Granted {
     /// The single-use AuthCode.
     pub auth_code: String,
     /// The app's agentid.
-    pub agent_id: i64,
+    pub agent_id: AgentId,
 }
 
 /// The app a corp token belongs to.
@@ -213,7 +214,8 @@ impl World {
                 });
             }
             Some(auth) => auth.agent_id,
-            None => next_agent_id,
+            None => AgentId::new(next_agent_id)
+                .map_err(|error| StateError::Invalid(error.to_string()))?,
         };
         corp.auths.insert(
             suite_id.to_owned(),
@@ -227,7 +229,7 @@ impl World {
                 authorized_at: now_ms.div_euclid(1000),
             },
         );
-        if agent_id == next_agent_id {
+        if agent_id.get() == next_agent_id {
             self.next_agent_id += 1;
         }
         // Tokens of an earlier, cancelled install must not come back to life.
@@ -270,7 +272,7 @@ impl World {
         corp_id: &str,
         suite_id: &str,
         disabled: bool,
-    ) -> Result<i64, StateError> {
+    ) -> Result<AgentId, StateError> {
         let auth = self.active_auth_mut(corp_id, suite_id)?;
         if auth.disabled == disabled {
             return Err(StateError::AlreadySwitched {

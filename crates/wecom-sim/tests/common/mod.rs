@@ -203,6 +203,26 @@ pub fn code<T: std::fmt::Debug>(result: Result<T, wecom::api::ApiError>) -> i64 
         .expect("expected an errcode")
 }
 
+/// A userid from a literal.
+pub fn uid(id: &str) -> wecom::ids::UserId {
+    id.parse().unwrap()
+}
+
+/// A department id from a literal.
+pub fn dept(id: i64) -> wecom::ids::DepartmentId {
+    wecom::ids::DepartmentId::new(id).unwrap()
+}
+
+/// A tag id from a literal.
+pub fn tag(id: i64) -> wecom::ids::TagId {
+    wecom::ids::TagId::new(id).unwrap()
+}
+
+/// An agentid from a number.
+pub fn agent(id: i64) -> wecom::ids::AgentId {
+    wecom::ids::AgentId::new(id).unwrap()
+}
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {

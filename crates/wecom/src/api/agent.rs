@@ -3,11 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{AgentId, DepartmentId, TagId, UserId};
+
 /// Answer of `GET /cgi-bin/agent/get`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Agent {
     /// The agentid.
-    pub agentid: i64,
+    pub agentid: AgentId,
     /// App name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -55,10 +57,10 @@ pub struct AllowUserInfos {
 }
 
 /// `allow_userinfos.user[]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllowUser {
     /// The member's userid.
-    pub userid: String,
+    pub userid: UserId,
 }
 
 /// `allow_partys`.
@@ -66,7 +68,7 @@ pub struct AllowUser {
 pub struct AllowPartys {
     /// The visible department ids.
     #[serde(default)]
-    pub partyid: Vec<u64>,
+    pub partyid: Vec<DepartmentId>,
 }
 
 /// `allow_tags`.
@@ -74,7 +76,7 @@ pub struct AllowPartys {
 pub struct AllowTags {
     /// The visible tag ids.
     #[serde(default)]
-    pub tagid: Vec<u64>,
+    pub tagid: Vec<TagId>,
 }
 
 /// Answer of `POST /cgi-bin/agent/get_permissions`.

@@ -5,11 +5,13 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::ids::{DepartmentId, TagId, UserId};
+
 /// A department, from `department/list` or `department/get`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Department {
     /// Department id; the root is 1.
-    pub id: u64,
+    pub id: DepartmentId,
     /// Name (代开发: only with the admin's grant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -18,23 +20,23 @@ pub struct Department {
     pub name_en: Option<String>,
     /// Userids of the department's leaders.
     #[serde(default)]
-    pub department_leader: Vec<String>,
-    /// Parent department id; 0 for the root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parentid: Option<u64>,
+    pub department_leader: Vec<UserId>,
+    /// Parent department id; `None` for the root (WeCom's `"parentid": 0`, written back as 0).
+    #[serde(default, with = "parent_id")]
+    pub parentid: Option<DepartmentId>,
     /// Order among siblings (larger first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<u64>,
 }
 
 /// A department from `department/simplelist`: the tree without names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepartmentRef {
     /// Department id.
-    pub id: u64,
-    /// Parent department id; 0 for the root.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parentid: Option<u64>,
+    pub id: DepartmentId,
+    /// Parent department id; `None` for the root (WeCom's `"parentid": 0`, written back as 0).
+    #[serde(default, with = "parent_id")]
+    pub parentid: Option<DepartmentId>,
     /// Order among siblings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<u64>,
@@ -57,23 +59,23 @@ pub struct DepartmentSimpleListResponse {
 }
 
 /// Answer of `GET /cgi-bin/department/get`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DepartmentGetResponse {
     /// The department.
     pub department: Department,
 }
 
 /// A member, from `user/get` or `user/list`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// The userid (encrypted, provider-scoped, for post-2022 installs).
-    pub userid: String,
+    pub userid: UserId,
     /// Name (代开发: only with the admin's grant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Departments the member belongs to.
     #[serde(default)]
-    pub department: Vec<u64>,
+    pub department: Vec<DepartmentId>,
     /// Order inside each department, parallel to `department`.
     #[serde(default)]
     pub order: Vec<u64>,
@@ -101,7 +103,7 @@ pub struct User {
     pub is_leader_in_dept: Vec<u8>,
     /// Userids of direct leaders.
     #[serde(default)]
-    pub direct_leader: Vec<String>,
+    pub direct_leader: Vec<UserId>,
     /// Avatar URL (sensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,
@@ -122,7 +124,7 @@ pub struct User {
     pub open_userid: Option<String>,
     /// Main department id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub main_department: Option<u64>,
+    pub main_department: Option<DepartmentId>,
     /// Custom attributes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extattr: Option<ExtAttr>,
@@ -202,16 +204,16 @@ pub struct ExtMiniprogram {
 }
 
 /// A member from `user/simplelist`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRef {
     /// The userid.
-    pub userid: String,
+    pub userid: UserId,
     /// Name (代开发: only with the admin's grant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Departments the member belongs to.
     #[serde(default)]
-    pub department: Vec<u64>,
+    pub department: Vec<DepartmentId>,
     /// Third-party open_userid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_userid: Option<String>,
@@ -262,22 +264,22 @@ impl UserIdPage {
 }
 
 /// `dept_user[]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeptUser {
     /// The userid.
-    pub userid: String,
+    pub userid: UserId,
     /// Third-party open_userid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_userid: Option<String>,
     /// One department of the member.
-    pub department: u64,
+    pub department: DepartmentId,
 }
 
 /// A tag from `tag/list`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tag {
     /// Tag id.
-    pub tagid: u64,
+    pub tagid: TagId,
     /// Tag name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tagname: Option<String>,
@@ -302,14 +304,14 @@ pub struct TagMembers {
     pub userlist: Vec<TagUser>,
     /// Tagged departments.
     #[serde(default)]
-    pub partylist: Vec<u64>,
+    pub partylist: Vec<DepartmentId>,
 }
 
 /// `userlist[]` of `tag/get`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagUser {
     /// The userid.
-    pub userid: String,
+    pub userid: UserId,
     /// Name (代开发: only with the admin's grant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -331,4 +333,66 @@ fn string_or_number<'de, D: Deserializer<'de>>(
             Raw::Int(n) => n.to_string(),
         }),
     )
+}
+
+/// `parentid`: WeCom writes the root's parent as 0, which is no department; read as `None`
+/// (absent and `null` too) and written back as 0, so the JSON stays WeCom's.
+mod parent_id {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::ids::DepartmentId;
+
+    #[expect(
+        clippy::ref_option,
+        reason = "serde's `with` passes the field by reference"
+    )]
+    pub(super) fn serialize<S: Serializer>(
+        parent: &Option<DepartmentId>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(parent.map_or(0, DepartmentId::get))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DepartmentId>, D::Error> {
+        match Option::<i64>::deserialize(deserializer)? {
+            None | Some(0) => Ok(None),
+            Some(id) => DepartmentId::new(id).map(Some).map_err(D::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_roots_parent_zero_reads_as_none_and_is_written_back_as_zero() {
+        let json = serde_json::json!({"id": 1, "parentid": 0, "order": 1});
+        let root: DepartmentRef = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(root.parentid, None);
+        assert_eq!(serde_json::to_value(&root).unwrap(), json);
+        let json = serde_json::json!({"id": 2, "department_leader": ["zhangsan"], "parentid": 1});
+        let child: Department = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(child.parentid, Some(DepartmentId::ROOT));
+        assert_eq!(serde_json::to_value(&child).unwrap(), json);
+        let absent: DepartmentRef = serde_json::from_value(serde_json::json!({"id": 3})).unwrap();
+        assert_eq!(absent.parentid, None);
+        for bad in [
+            serde_json::json!({"id": 2, "parentid": -1}),
+            serde_json::json!({"id": 0, "parentid": 1}),
+        ] {
+            assert!(serde_json::from_value::<DepartmentRef>(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn an_invalid_userid_fails_the_user() {
+        let json = serde_json::json!({"userid": "", "department": [1]});
+        assert!(serde_json::from_value::<User>(json).is_err());
+        let json = serde_json::json!({"userid": "u", "department": [1, 0]});
+        assert!(serde_json::from_value::<UserRef>(json).is_err());
+    }
 }

@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::ids::{CorpId, SuiteId, Ticket};
+use crate::ids::{AgentId, CorpId, DepartmentId, SuiteId, TagId, Ticket, UserId};
 
 pub use agent::{
     Agent, AgentPermissions, AllowPartys, AllowTags, AllowUser, AllowUserInfos, PermissionExt,
@@ -288,7 +288,7 @@ impl Client {
     }
 
     /// `GET /cgi-bin/agent/get`: the app's description and visibility scope.
-    pub async fn agent_get(&self, token: &str, agent_id: i64) -> Result<Agent, ApiError> {
+    pub async fn agent_get(&self, token: &str, agent_id: AgentId) -> Result<Agent, ApiError> {
         let agent_id = agent_id.to_string();
         let query = [("access_token", token), ("agentid", agent_id.as_str())];
         self.get(paths::AGENT_GET, &query).await
@@ -305,7 +305,7 @@ impl Client {
     pub async fn department_list(
         &self,
         token: &str,
-        id: Option<u64>,
+        id: Option<DepartmentId>,
     ) -> Result<Vec<Department>, ApiError> {
         let id = id.map(|id| id.to_string());
         let answer: DepartmentListResponse = self
@@ -321,7 +321,7 @@ impl Client {
     pub async fn department_simplelist(
         &self,
         token: &str,
-        id: Option<u64>,
+        id: Option<DepartmentId>,
     ) -> Result<Vec<DepartmentRef>, ApiError> {
         let id = id.map(|id| id.to_string());
         let answer: DepartmentSimpleListResponse = self
@@ -334,7 +334,11 @@ impl Client {
     }
 
     /// `GET /cgi-bin/department/get`: one department.
-    pub async fn department_get(&self, token: &str, id: u64) -> Result<Department, ApiError> {
+    pub async fn department_get(
+        &self,
+        token: &str,
+        id: DepartmentId,
+    ) -> Result<Department, ApiError> {
         let id = id.to_string();
         let query = [("access_token", token), ("id", id.as_str())];
         let answer: DepartmentGetResponse = self.get(paths::DEPARTMENT_GET, &query).await?;
@@ -342,13 +346,17 @@ impl Client {
     }
 
     /// `GET /cgi-bin/user/get`: one member.
-    pub async fn user_get(&self, token: &str, user_id: &str) -> Result<User, ApiError> {
-        let query = [("access_token", token), ("userid", user_id)];
+    pub async fn user_get(&self, token: &str, user_id: &UserId) -> Result<User, ApiError> {
+        let query = [("access_token", token), ("userid", user_id.as_str())];
         self.get(paths::USER_GET, &query).await
     }
 
     /// `GET /cgi-bin/user/list`: a department's direct members (not recursive), in detail.
-    pub async fn user_list(&self, token: &str, department_id: u64) -> Result<Vec<User>, ApiError> {
+    pub async fn user_list(
+        &self,
+        token: &str,
+        department_id: DepartmentId,
+    ) -> Result<Vec<User>, ApiError> {
         let department_id = department_id.to_string();
         let query = [
             ("access_token", token),
@@ -362,7 +370,7 @@ impl Client {
     pub async fn user_simplelist(
         &self,
         token: &str,
-        department_id: u64,
+        department_id: DepartmentId,
     ) -> Result<Vec<UserRef>, ApiError> {
         let department_id = department_id.to_string();
         let query = [
@@ -397,7 +405,7 @@ impl Client {
     }
 
     /// `GET /cgi-bin/tag/get`: a tag's members and departments inside the app's scope.
-    pub async fn tag_get(&self, token: &str, tag_id: u64) -> Result<TagMembers, ApiError> {
+    pub async fn tag_get(&self, token: &str, tag_id: TagId) -> Result<TagMembers, ApiError> {
         let tag_id = tag_id.to_string();
         let query = [("access_token", token), ("tagid", tag_id.as_str())];
         self.get(paths::TAG_GET, &query).await

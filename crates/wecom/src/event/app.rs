@@ -12,6 +12,7 @@ use super::EventError;
 use super::contact::ChangeContact;
 use super::fields::Fields;
 use super::writer::{XmlWriter, is_element_name};
+use crate::ids::{AgentId, CorpId, UserId};
 
 /// Any `MsgType=event` other than `change_contact` (`subscribe`, `enter_agent`, `LOCATION`,
 /// `unlicensed_notify`, `change_app_admin`, …).
@@ -19,16 +20,20 @@ use super::writer::{XmlWriter, is_element_name};
 pub struct AppEvent {
     /// `ToUserName`: the corp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_user_name: Option<String>,
+    pub to_user_name: Option<CorpId>,
     /// `FromUserName`: the member, or `sys`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_user_name: Option<String>,
     /// `CreateTime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_time: Option<i64>,
-    /// `AgentID`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
+    /// `AgentID` (an empty element is `None`).
+    #[serde(
+        default,
+        deserialize_with = "super::agent_id_json::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub agent_id: Option<AgentId>,
     /// `Event` as sent (case kept; [`Event::kind`](super::Event::kind) lowercases it).
     pub event: String,
     /// Every other top-level element without children, by element name (nested ones are only in
@@ -42,10 +47,10 @@ pub struct AppEvent {
 pub struct Message {
     /// `ToUserName`: the corp.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_user_name: Option<String>,
+    pub to_user_name: Option<CorpId>,
     /// `FromUserName`: the member who sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_user_name: Option<String>,
+    pub from_user_name: Option<UserId>,
     /// `CreateTime`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_time: Option<i64>,
@@ -54,9 +59,13 @@ pub struct Message {
     /// `MsgId` (the dedupe key WeCom documents for messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub msg_id: Option<String>,
-    /// `AgentID`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
+    /// `AgentID` (an empty element is `None`).
+    #[serde(
+        default,
+        deserialize_with = "super::agent_id_json::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub agent_id: Option<AgentId>,
     /// `Content` (text messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
@@ -117,22 +126,22 @@ const MESSAGE_ELEMENTS: &[&str] = &[
 impl AppEvent {
     pub(crate) fn read(f: Fields<'_>, event: &str) -> Result<Self, EventError> {
         Ok(Self {
-            to_user_name: f.string("ToUserName"),
+            to_user_name: f.optional_id("ToUserName")?,
             from_user_name: f.string("FromUserName"),
             create_time: f.number("CreateTime")?,
-            agent_id: f.string("AgentID"),
+            agent_id: f.number("AgentID")?,
             event: event.to_owned(),
             fields: other_fields(f, APP_EVENT_ELEMENTS),
         })
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter) {
-        w.opt_text("ToUserName", self.to_user_name.as_deref())
+        w.opt_text("ToUserName", self.to_user_name.as_ref().map(CorpId::as_str))
             .opt_text("FromUserName", self.from_user_name.as_deref())
             .opt_number("CreateTime", self.create_time)
             .text("MsgType", "event")
             .text("Event", &self.event)
-            .opt_text("AgentID", self.agent_id.as_deref());
+            .opt_number("AgentID", self.agent_id);
         write_fields(w, &self.fields, APP_EVENT_ELEMENTS);
     }
 }
@@ -140,25 +149,28 @@ impl AppEvent {
 impl Message {
     pub(crate) fn read(f: Fields<'_>, msg_type: &str) -> Result<Self, EventError> {
         Ok(Self {
-            to_user_name: f.string("ToUserName"),
-            from_user_name: f.string("FromUserName"),
+            to_user_name: f.optional_id("ToUserName")?,
+            from_user_name: f.optional_id("FromUserName")?,
             create_time: f.number("CreateTime")?,
             msg_type: msg_type.to_owned(),
             msg_id: f.string("MsgId"),
-            agent_id: f.string("AgentID"),
+            agent_id: f.number("AgentID")?,
             content: f.string("Content"),
             fields: other_fields(f, MESSAGE_ELEMENTS),
         })
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter) {
-        w.opt_text("ToUserName", self.to_user_name.as_deref())
-            .opt_text("FromUserName", self.from_user_name.as_deref())
+        w.opt_text("ToUserName", self.to_user_name.as_ref().map(CorpId::as_str))
+            .opt_text(
+                "FromUserName",
+                self.from_user_name.as_ref().map(UserId::as_str),
+            )
             .opt_number("CreateTime", self.create_time)
             .text("MsgType", &self.msg_type)
             .opt_text("Content", self.content.as_deref())
             .opt_text("MsgId", self.msg_id.as_deref())
-            .opt_text("AgentID", self.agent_id.as_deref());
+            .opt_number("AgentID", self.agent_id);
         write_fields(w, &self.fields, MESSAGE_ELEMENTS);
     }
 }

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::EventError;
 use super::dom::Element;
-use super::fields::{Fields, flag_item, parse_number};
+use super::fields::{Fields, flag_item, id_item, parse_number};
 use super::writer::XmlWriter;
+use crate::ids::{AgentId, CorpId, DepartmentId, SuiteId, TagId, UserId};
 
 /// Which of WeCom's two XML framings an event arrived in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,16 +30,20 @@ pub struct ChangeContact {
     pub framing: Framing,
     /// `SuiteId` (template framing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suite_id: Option<String>,
+    pub suite_id: Option<SuiteId>,
     /// The corp: `AuthCorpId` in template framing, `ToUserName` in app framing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_corp_id: Option<String>,
+    pub auth_corp_id: Option<CorpId>,
     /// `FromUserName` (`sys` in app framing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_user_name: Option<String>,
-    /// `AgentID`, when sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
+    /// `AgentID`, when sent (an empty element is `None`).
+    #[serde(
+        default,
+        deserialize_with = "super::agent_id_json::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub agent_id: Option<AgentId>,
     /// The WeCom time: `TimeStamp` in template framing, `CreateTime` in app framing (either is
     /// accepted when the expected one is absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,13 +79,13 @@ pub enum ContactChange {
 }
 
 /// A member as sent in `create_user`/`update_user`/`delete_user`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserChange {
     /// `UserID` (the id before a rename, see `new_user_id`).
-    pub user_id: String,
+    pub user_id: UserId,
     /// `NewUserID`: the new id when `update_user` renamed the member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub new_user_id: Option<String>,
+    pub new_user_id: Option<UserId>,
     /// `OpenUserID` (third-party framing only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_user_id: Option<String>,
@@ -89,16 +94,16 @@ pub struct UserChange {
     pub name: Option<String>,
     /// `Department`: every department, in WeCom's order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub department: Option<Vec<u64>>,
+    pub department: Option<Vec<DepartmentId>>,
     /// `MainDepartment`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub main_department: Option<u64>,
+    pub main_department: Option<DepartmentId>,
     /// `IsLeaderInDept`: one flag per entry of `department`, same order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_leader_in_dept: Option<Vec<bool>>,
     /// `DirectLeader`: the member's direct leaders (UserIDs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direct_leader: Option<Vec<String>>,
+    pub direct_leader: Option<Vec<UserId>>,
     /// `Position`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
@@ -167,38 +172,90 @@ pub enum ExtAttrValue {
 }
 
 /// A department as sent in `create_party`/`update_party`/`delete_party`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartyChange {
     /// `Id`.
-    pub id: u64,
+    pub id: DepartmentId,
     /// `Name` (only if the admin granted it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// `ParentId`.
+    /// `ParentId` (a `0`, the root's parent in WeCom's API, reads as `None`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_id: Option<u64>,
+    pub parent_id: Option<DepartmentId>,
     /// `Order`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<u64>,
 }
 
 /// Tag membership changes (`update_tag`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagChange {
     /// `TagId`.
-    pub tag_id: u64,
+    pub tag_id: TagId,
     /// `AddUserItems`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_user_items: Option<Vec<String>>,
+    pub add_user_items: Option<Vec<UserId>>,
     /// `DelUserItems`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub del_user_items: Option<Vec<String>>,
+    pub del_user_items: Option<Vec<UserId>>,
     /// `AddPartyItems`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub add_party_items: Option<Vec<u64>>,
+    pub add_party_items: Option<Vec<DepartmentId>>,
     /// `DelPartyItems` (may be missing when a party deletion triggered the event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub del_party_items: Option<Vec<u64>>,
+    pub del_party_items: Option<Vec<DepartmentId>>,
+}
+
+impl UserChange {
+    /// A change naming only the member: every other field absent (fill in what changed).
+    pub fn new(user_id: UserId) -> Self {
+        Self {
+            user_id,
+            new_user_id: None,
+            open_user_id: None,
+            name: None,
+            department: None,
+            main_department: None,
+            is_leader_in_dept: None,
+            direct_leader: None,
+            position: None,
+            mobile: None,
+            gender: None,
+            email: None,
+            biz_mail: None,
+            status: None,
+            avatar: None,
+            alias: None,
+            telephone: None,
+            address: None,
+            ext_attr: None,
+        }
+    }
+}
+
+impl PartyChange {
+    /// A change naming only the department: every other field absent.
+    pub fn new(id: DepartmentId) -> Self {
+        Self {
+            id,
+            name: None,
+            parent_id: None,
+            order: None,
+        }
+    }
+}
+
+impl TagChange {
+    /// A change naming only the tag: no items.
+    pub fn new(tag_id: TagId) -> Self {
+        Self {
+            tag_id,
+            add_user_items: None,
+            del_user_items: None,
+            add_party_items: None,
+            del_party_items: None,
+        }
+    }
 }
 
 impl ChangeContact {
@@ -216,20 +273,21 @@ impl ChangeContact {
         };
         Ok(Self {
             framing,
-            suite_id: f.string("SuiteId"),
-            auth_corp_id: f.string(corp),
+            suite_id: f.optional_id("SuiteId")?,
+            auth_corp_id: f.optional_id(corp)?,
             from_user_name: f.string("FromUserName"),
-            agent_id: f.string("AgentID"),
+            agent_id: f.number("AgentID")?,
             time,
             change: ContactChange::read(f)?,
         })
     }
 
     pub(crate) fn write(&self, w: &mut XmlWriter) {
-        let corp = self.auth_corp_id.as_deref();
+        let corp = self.auth_corp_id.as_ref().map(CorpId::as_str);
+        let suite = self.suite_id.as_ref().map(SuiteId::as_str);
         match self.framing {
             Framing::Template => w
-                .opt_text("SuiteId", self.suite_id.as_deref())
+                .opt_text("SuiteId", suite)
                 .opt_text("AuthCorpId", corp)
                 .text("InfoType", Self::NAME)
                 .opt_number("TimeStamp", self.time),
@@ -238,10 +296,10 @@ impl ChangeContact {
                 .opt_number("CreateTime", self.time)
                 .text("MsgType", "event")
                 .text("Event", Self::NAME)
-                .opt_text("SuiteId", self.suite_id.as_deref()),
+                .opt_text("SuiteId", suite),
         }
         .opt_text("FromUserName", self.from_user_name.as_deref())
-        .opt_text("AgentID", self.agent_id.as_deref());
+        .opt_number("AgentID", self.agent_id);
         self.change.write(w);
     }
 }
@@ -303,14 +361,14 @@ impl ContactChange {
 impl UserChange {
     fn read(f: Fields<'_>) -> Result<Self, EventError> {
         Ok(Self {
-            user_id: f.required("UserID")?,
-            new_user_id: f.string("NewUserID"),
+            user_id: f.required_id("UserID")?,
+            new_user_id: f.optional_id("NewUserID")?,
             open_user_id: f.string("OpenUserID"),
             name: f.string("Name"),
             department: f.list("Department", parse_number)?,
             main_department: f.number("MainDepartment")?,
             is_leader_in_dept: f.list("IsLeaderInDept", flag_item)?,
-            direct_leader: f.list("DirectLeader", |_, item| Ok(item.to_owned()))?,
+            direct_leader: f.list("DirectLeader", id_item)?,
             position: f.string("Position"),
             mobile: f.string("Mobile"),
             gender: f.number("Gender")?,
@@ -330,8 +388,8 @@ impl UserChange {
             .is_leader_in_dept
             .as_ref()
             .map(|flags| flags.iter().map(|&f| u8::from(f)).collect());
-        w.text("UserID", &self.user_id)
-            .opt_text("NewUserID", self.new_user_id.as_deref())
+        w.text("UserID", self.user_id.as_str())
+            .opt_text("NewUserID", self.new_user_id.as_ref().map(UserId::as_str))
             .opt_text("OpenUserID", self.open_user_id.as_deref())
             .opt_text("Name", self.name.as_deref())
             .list("Department", self.department.as_deref())
@@ -422,7 +480,10 @@ impl PartyChange {
         Ok(Self {
             id: f.required_number("Id")?,
             name: f.string("Name"),
-            parent_id: f.number("ParentId")?,
+            parent_id: match f.number::<i64>("ParentId")? {
+                None | Some(0) => None,
+                Some(_) => f.number("ParentId")?,
+            },
             order: f.number("Order")?,
         })
     }
@@ -437,11 +498,10 @@ impl PartyChange {
 
 impl TagChange {
     fn read(f: Fields<'_>) -> Result<Self, EventError> {
-        let user = |_: &'static str, item: &str| Ok(item.to_owned());
         Ok(Self {
             tag_id: f.required_number("TagId")?,
-            add_user_items: f.list("AddUserItems", user)?,
-            del_user_items: f.list("DelUserItems", user)?,
+            add_user_items: f.list("AddUserItems", id_item)?,
+            del_user_items: f.list("DelUserItems", id_item)?,
             add_party_items: f.list("AddPartyItems", parse_number)?,
             del_party_items: f.list("DelPartyItems", parse_number)?,
         })

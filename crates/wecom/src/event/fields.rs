@@ -5,7 +5,10 @@
 //!   an alias differs from one that leaves it alone); an absent one is `None`.
 //! - A *required* field that is absent or empty is [`EventError::MissingField`].
 //! - Numbers are trimmed; an empty optional number counts as absent; anything else that does not
-//!   parse is [`EventError::InvalidField`].
+//!   parse is [`EventError::InvalidField`]. Numeric ids (`DepartmentId`, `TagId`, `AgentId`) are
+//!   numbers that must also be positive.
+//! - Text ids (`SuiteId`, `CorpId`, `UserId`) are trimmed and parsed; an empty optional one counts
+//!   as absent, an invalid one is [`EventError::InvalidId`] (its value never quoted).
 //! - Comma lists (`1,2,3`) have their items trimmed and empty items dropped, so an empty element
 //!   is `Some(vec![])`; one bad item makes the whole field [`EventError::InvalidField`].
 
@@ -46,14 +49,6 @@ impl<'a> Fields<'a> {
         self.raw(name).map(str::to_owned)
     }
 
-    /// A string field that must be present and non-empty.
-    pub(crate) fn required(self, name: &'static str) -> Result<String, EventError> {
-        match self.raw(name) {
-            Some(text) if !text.trim().is_empty() => Ok(text.to_owned()),
-            _ => Err(EventError::MissingField(name)),
-        }
-    }
-
     /// An id or credential that must be present: trimmed, then parsed into its type
     /// (`wecom::ids`), so an invalid one never gets past the parser.
     pub(crate) fn required_id<T>(self, name: &'static str) -> Result<T, EventError>
@@ -68,6 +63,18 @@ impl<'a> Fields<'a> {
                 })
             }
             _ => Err(EventError::MissingField(name)),
+        }
+    }
+
+    /// An optional id (`wecom::ids`), trimmed; empty counts as absent, an invalid one is
+    /// [`EventError::InvalidId`].
+    pub(crate) fn optional_id<T>(self, name: &'static str) -> Result<Option<T>, EventError>
+    where
+        T: TryFrom<String, Error = IdError>,
+    {
+        match self.key(name) {
+            None | Some("") => Ok(None),
+            Some(_) => self.required_id(name).map(Some),
         }
     }
 
@@ -116,6 +123,17 @@ pub(crate) fn parse_number<T: FromStr>(field: &'static str, text: &str) -> Resul
     text.trim()
         .parse()
         .map_err(|_| EventError::invalid(field, text))
+}
+
+/// A list item that is a text id (`wecom::ids`), such as a userid in `DirectLeader`.
+pub(crate) fn id_item<T>(field: &'static str, text: &str) -> Result<T, EventError>
+where
+    T: TryFrom<String, Error = IdError>,
+{
+    T::try_from(text.to_owned()).map_err(|error| EventError::InvalidId {
+        field,
+        reason: error.reason,
+    })
 }
 
 /// A `1`/`0` flag, as in `IsLeaderInDept`.

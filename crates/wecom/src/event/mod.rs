@@ -41,6 +41,8 @@ use dom::Element;
 use fields::Fields;
 use writer::XmlWriter;
 
+use crate::ids::{CorpId, SuiteId};
+
 /// Largest decrypted body accepted, in bytes (real ones are around 1 KB).
 pub const MAX_XML_BYTES: usize = 256 * 1024;
 
@@ -118,30 +120,36 @@ impl Event {
         }
     }
 
-    /// The template id (`SuiteId`), when the event carries one.
-    pub fn suite_id(&self) -> Option<&str> {
+    /// The template id (`SuiteId`), when the event carries one (an app event's or message's
+    /// untyped `SuiteId` field only when it is a valid id).
+    pub fn suite_id(&self) -> Option<SuiteId> {
+        let field = |fields: &std::collections::BTreeMap<String, String>| {
+            fields
+                .get("SuiteId")
+                .and_then(|id| SuiteId::parse(id.trim()).ok())
+        };
         match self {
-            Self::SuiteTicket(e) => Some(e.suite_id.as_str()),
-            Self::CreateAuth(e) => Some(e.suite_id.as_str()),
-            Self::ChangeAuth(e) => Some(e.suite_id.as_str()),
-            Self::CancelAuth(e) => Some(e.suite_id.as_str()),
-            Self::ResetPermanentCode(e) => Some(e.suite_id.as_str()),
-            Self::ChangeContact(e) => e.suite_id.as_deref(),
-            Self::AppEvent(e) => e.fields.get("SuiteId").map(String::as_str),
-            Self::Message(e) => e.fields.get("SuiteId").map(String::as_str),
+            Self::SuiteTicket(e) => Some(e.suite_id.clone()),
+            Self::CreateAuth(e) => Some(e.suite_id.clone()),
+            Self::ChangeAuth(e) => Some(e.suite_id.clone()),
+            Self::CancelAuth(e) => Some(e.suite_id.clone()),
+            Self::ResetPermanentCode(e) => Some(e.suite_id.clone()),
+            Self::ChangeContact(e) => e.suite_id.clone(),
+            Self::AppEvent(e) => field(&e.fields),
+            Self::Message(e) => field(&e.fields),
             Self::Unknown(_) => None,
         }
     }
 
     /// The corp the event is about: `AuthCorpId` (template framing) or `ToUserName` (app framing).
     /// `None` for suite tickets and for create_auth/reset_permanent_code, which do not name it.
-    pub fn auth_corp_id(&self) -> Option<&str> {
+    pub fn auth_corp_id(&self) -> Option<&CorpId> {
         match self {
-            Self::ChangeAuth(e) => Some(e.auth_corp_id.as_str()),
-            Self::CancelAuth(e) => Some(e.auth_corp_id.as_str()),
-            Self::ChangeContact(e) => e.auth_corp_id.as_deref(),
-            Self::AppEvent(e) => e.to_user_name.as_deref(),
-            Self::Message(e) => e.to_user_name.as_deref(),
+            Self::ChangeAuth(e) => Some(&e.auth_corp_id),
+            Self::CancelAuth(e) => Some(&e.auth_corp_id),
+            Self::ChangeContact(e) => e.auth_corp_id.as_ref(),
+            Self::AppEvent(e) => e.to_user_name.as_ref(),
+            Self::Message(e) => e.to_user_name.as_ref(),
             Self::SuiteTicket(_)
             | Self::CreateAuth(_)
             | Self::ResetPermanentCode(_)
@@ -221,5 +229,33 @@ impl Event {
             Some(event) if !event.is_empty() => Self::AppEvent(AppEvent::read(f, event)?),
             _ => Self::Unknown(Unknown::read(f, raw_xml)),
         })
+    }
+}
+
+/// `agent_id` in an event's JSON: a number. Envelopes written before it was typed carry it as a
+/// string of digits, which is still read (an empty one as absent), so messages already queued
+/// survive an upgrade.
+pub(crate) mod agent_id_json {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    use crate::ids::AgentId;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(i64),
+        Text(String),
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<AgentId>, D::Error> {
+        match Option::<Raw>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(Raw::Number(id)) => AgentId::new(id).map(Some).map_err(D::Error::custom),
+            Some(Raw::Text(text)) if text.trim().is_empty() => Ok(None),
+            Some(Raw::Text(text)) => text.parse().map(Some).map_err(D::Error::custom),
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use wecom::event::{ExtAttr, ExtAttrValue, UserChange};
 
-use super::strings;
+use super::{dept, depts, uid, users};
 
 // docs/wecom.md §2: template (instruction) callbacks
 
@@ -132,12 +132,11 @@ pub const LOCATION: &str = r"<xml><ToUserName><![CDATA[ww1]]></ToUserName>
 /// The member of the docs/wecom.md §3.1 example.
 pub fn zhangsan() -> UserChange {
     UserChange {
-        user_id: "zhangsan".into(),
         name: Some("张三".into()),
-        department: Some(vec![1, 2, 3]),
-        main_department: Some(1),
+        department: Some(depts(&[1, 2, 3])),
+        main_department: Some(dept(1)),
         is_leader_in_dept: Some(vec![true, false, false]),
-        direct_leader: Some(strings(&["lisi", "wangwu"])),
+        direct_leader: Some(users(&["lisi", "wangwu"])),
         position: Some("产品经理".into()),
         mobile: Some("13800000000".into()),
         gender: Some(1),
@@ -163,7 +162,7 @@ pub fn zhangsan() -> UserChange {
                 },
             },
         ]),
-        ..UserChange::default()
+        ..UserChange::new(uid("zhangsan"))
     }
 }
 

@@ -10,19 +10,19 @@ fn text() -> impl Strategy<Value = String> {
     any::<String>()
 }
 
-/// A required field: something other than whitespace.
-fn required() -> impl Strategy<Value = String> {
-    any::<String>().prop_filter("blank", |s| !s.trim().is_empty())
-}
-
 /// An id or credential (`wecom::ids`): what its parser accepts.
 fn id<T: std::str::FromStr + std::fmt::Debug>() -> impl Strategy<Value = T> {
     "[!-~\u{4e00}-\u{4e10}]{1,64}".prop_filter_map("a valid id", |s| s.parse().ok())
 }
 
-/// A list item: no comma, no surrounding whitespace.
-fn item() -> impl Strategy<Value = String> {
-    "[A-Za-z0-9_.@\\-\u{4e00}-\u{4e10}]{1,16}"
+/// A userid as a list item: no comma, no surrounding whitespace.
+fn item() -> impl Strategy<Value = UserId> {
+    "[A-Za-z0-9_.@\\-\u{4e00}-\u{4e10}]{1,16}".prop_map(|s| valid(UserId::parse(s)))
+}
+
+/// A numeric id (`DepartmentId`, `TagId`, `AgentId`): any positive number.
+fn number_id<T: TryFrom<i64> + std::fmt::Debug>() -> impl Strategy<Value = T> {
+    (1..=i64::MAX).prop_filter_map("a valid id", |n| T::try_from(n).ok())
 }
 
 /// A dispatch name (`Event`, `MsgType`, `ChangeType`).
@@ -63,8 +63,8 @@ fn ext_attr() -> impl Strategy<Value = ExtAttr> {
 
 prop_compose! {
     fn user()(
-        ids in (required(), of(text()), of(text()), of(text())),
-        depts in (of(vec(any::<u64>(), 0..5)), of(any::<u64>()), of(vec(any::<bool>(), 0..5)),
+        ids in (id(), of(id()), of(text()), of(text())),
+        depts in (of(vec(number_id(), 0..5)), of(number_id()), of(vec(any::<bool>(), 0..5)),
                   of(vec(item(), 0..4))),
         contact in (of(text()), of(text()), of(any::<u8>()), of(text()), of(text()), of(any::<u8>())),
         more in (of(text()), of(text()), of(text()), of(text()), of(vec(ext_attr(), 0..3))),
@@ -81,7 +81,7 @@ prop_compose! {
 }
 
 fn party() -> impl Strategy<Value = PartyChange> {
-    (any::<u64>(), of(text()), of(any::<u64>()), of(any::<u64>())).prop_map(
+    (number_id(), of(text()), of(number_id()), of(any::<u64>())).prop_map(
         |(id, name, parent_id, order)| PartyChange {
             id,
             name,
@@ -93,11 +93,11 @@ fn party() -> impl Strategy<Value = PartyChange> {
 
 fn tag() -> impl Strategy<Value = TagChange> {
     (
-        any::<u64>(),
+        number_id(),
         of(vec(item(), 0..4)),
         of(vec(item(), 0..4)),
-        of(vec(any::<u64>(), 0..4)),
-        of(vec(any::<u64>(), 0..4)),
+        of(vec(number_id(), 0..4)),
+        of(vec(number_id(), 0..4)),
     )
         .prop_map(|(tag_id, au, du, ap, dp)| TagChange {
             tag_id,
@@ -136,7 +136,7 @@ fn change() -> BoxedStrategy<ContactChange> {
 fn change_contact() -> impl Strategy<Value = ChangeContact> {
     (
         prop_oneof![Just(Framing::Template), Just(Framing::App)],
-        (of(text()), of(text()), of(text()), of(text())),
+        (of(id()), of(id()), of(text()), of(number_id())),
         of(any::<i64>()),
         change(),
     )
@@ -153,7 +153,7 @@ fn change_contact() -> impl Strategy<Value = ChangeContact> {
 
 fn app_event() -> impl Strategy<Value = AppEvent> {
     (
-        (of(text()), of(text()), of(any::<i64>()), of(text())),
+        (of(id()), of(text()), of(any::<i64>()), of(number_id())),
         name().prop_filter("change_contact", |e| {
             !e.eq_ignore_ascii_case("change_contact")
         }),
@@ -171,9 +171,9 @@ fn app_event() -> impl Strategy<Value = AppEvent> {
 
 fn message() -> impl Strategy<Value = Message> {
     (
-        (of(text()), of(text()), of(any::<i64>())),
+        (of(id()), of(id()), of(any::<i64>())),
         name().prop_filter("event", |m| !m.eq_ignore_ascii_case("event")),
-        (of(text()), of(text()), of(text())),
+        (of(text()), of(number_id()), of(text())),
         fields(),
     )
         .prop_map(|(envelope, msg_type, body, fields)| Message {
