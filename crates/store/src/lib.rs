@@ -15,6 +15,8 @@
 //! | `auth_codes` | [`auth_codes`] | every AuthCode from arrival to exchanged/failed |
 //! | `corp_tokens` | [`corp_tokens`] | cached corp access token per tenant |
 //! | `inbox` | [`inbox`] | (consumer, dedupe_key) already applied |
+//! | `api_keys` | [`api_keys`] | the provider API's keys: hashes, scopes, suites, revocation |
+//! | `jsapi_tickets` | [`jsapi_tickets`] | cached JS-SDK tickets (corp and agent) per tenant |
 //!
 //! `docs/schema.md` describes the columns for readers outside daikai; `docs/operations.md` the
 //! migration, key and rotation runbooks.
@@ -101,11 +103,13 @@
 //! its one refresh across replicas), and its crate docs give the rules that follow for callers
 //! (pool sizes; call WeCom before writing the tenant row).
 
+pub mod api_keys;
 pub mod auth_codes;
 pub mod corp_tokens;
 mod error;
 mod ids;
 pub mod inbox;
+pub mod jsapi_tickets;
 pub mod rotation;
 mod schema;
 mod sealed;

@@ -65,6 +65,15 @@ const COLUMNS: &[SealedColumn] = &[
         context: |key| SecretContext::corp_token(&key[0], &key[1]),
     },
     SealedColumn {
+        label: "jsapi_tickets.ticket",
+        table: "jsapi_tickets",
+        prefix: "ticket",
+        key_select: "suite_id, corp_id, kind",
+        key_match: "suite_id = $1 and corp_id = $2 and kind = $3",
+        key_len: 3,
+        context: |key| SecretContext::jsapi_ticket(&key[0], &key[1], &key[2]),
+    },
+    SealedColumn {
         label: "auth_codes.code",
         table: "auth_codes",
         prefix: "code",

@@ -307,6 +307,11 @@ impl SecretContext {
         Self::new("corp_tokens.token", &[suite_id, corp_id])
     }
 
+    /// `jsapi_tickets.ticket` of one tenant's ticket of one kind (`corp` or `agent`).
+    pub fn jsapi_ticket(suite_id: &str, corp_id: &str, kind: &str) -> Self {
+        Self::new("jsapi_tickets.ticket", &[suite_id, corp_id, kind])
+    }
+
     /// `auth_codes.code` of one AuthCode, keyed by the hex of its SHA-256.
     pub fn auth_code(code_sha256_hex: &str) -> Self {
         Self::new("auth_codes.code", &[code_sha256_hex])

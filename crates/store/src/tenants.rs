@@ -428,8 +428,8 @@ pub async fn update_auth_info(
     Err(invalid_transition(&tenant, "updating auth info"))
 }
 
-/// Revokes a tenant (cancel_auth): status `revoked`, permanent code and cached corp token
-/// deleted in one statement. An unknown tenant gets a revoked row, so that a create_auth older
+/// Revokes a tenant (cancel_auth): status `revoked`, permanent code, cached corp token and JS-SDK
+/// tickets deleted in one statement. An unknown tenant gets a revoked row, so that a create_auth older
 /// than this cancel, processed later, stays ignored.
 pub async fn revoke_tenant(
     conn: &mut PgConnection,
@@ -455,6 +455,9 @@ pub async fn revoke_tenant(
          ), dropped as (
              delete from corp_tokens c using revoked r
              where c.suite_id = r.suite_id and c.corp_id = r.corp_id
+         ), dropped_tickets as (
+             delete from jsapi_tickets j using revoked r
+             where j.suite_id = r.suite_id and j.corp_id = r.corp_id
          )
          select * from revoked"
     ))

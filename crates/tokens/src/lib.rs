@@ -28,6 +28,15 @@
 //! The corp token comes from `gettoken` with the corp id and the tenant's permanent code, the
 //! 代开发 app secret (docs/wecom.md §4.4). Tenants that are not `active` get no WeCom call at all.
 //!
+//! # JS-SDK tickets
+//! [`TokenService::jsapi_ticket`] caches the corp's jsapi_ticket and the app's agent_config ticket
+//! the same way (WeCom allows 400 and 100 fetches an hour, and each lives 7200 s): an unlocked
+//! read, then the lock of the ticket's own row in `jsapi_tickets`, a re-read, and one WeCom call.
+//! Not the tenant row's lock: a ticket fetch needs a corp token, whose refresh takes that lock.
+//! The corp token is had before the ticket's transaction begins, so a ticket refresh too holds one
+//! connection at a time; a token WeCom refuses (40014/42001) is invalidated (compare-and-delete)
+//! and the ticket fetched once more with a fresh one.
+//!
 //! # Connections and locks: two rules for callers
 //! The single-flight *is* the row lock of step 2, and a Postgres lock lives as long as the
 //! transaction that took it: a refresh therefore holds one pooled connection, and the row lock,
@@ -66,5 +75,6 @@ mod service;
 mod token;
 
 pub use error::TokenError;
+pub use store::jsapi_tickets::TicketKind;
 pub use service::TokenService;
 pub use token::Token;

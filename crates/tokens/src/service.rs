@@ -10,6 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::PgPool;
 use store::corp_tokens::{self, cached_corp_token, lock_tenant, store_corp_token};
+use store::jsapi_tickets::{TicketKind, cached_ticket, lock_ticket, store_ticket};
 use store::suites::{self, cached_suite_token, lock_suite_token, store_suite_token};
 use store::tenants::TenantStatus;
 use store::{CachedToken, CorpId, SecretBox, StoreError, SuiteId};
@@ -159,6 +160,84 @@ impl TokenService {
                 ))
             }
             Err(err) => self.fallback(row.token.as_ref(), row.now, "corp", err),
+        }
+    }
+
+    /// A JS-SDK ticket of an `active` tenant (the corp's jsapi_ticket or the app's agent_config
+    /// ticket), from the cache or fetched with the tenant's corp token: the same single-flight as
+    /// corp tokens, over the ticket's own row lock (crate docs, "JS-SDK tickets").
+    pub async fn jsapi_ticket(
+        &self,
+        suite_id: &SuiteId,
+        corp_id: &CorpId,
+        kind: TicketKind,
+    ) -> Result<Token, TokenError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = cached_ticket(&mut conn, suite_id, corp_id, kind).await?;
+        let row = require_active(suite_id, corp_id, row.map(|r| (r.status, r)))?;
+        if let Some(ticket) = self.fresh(row.ticket.as_ref(), row.now)? {
+            return Ok(ticket);
+        }
+        drop(conn);
+        // The corp token is had first, on its own connection, so that the ticket refresh below
+        // holds one connection at a time; a token WeCom refuses is replaced once.
+        let token = self.corp_token(suite_id, corp_id).await?;
+        match self.refresh_ticket(suite_id, corp_id, kind, &token).await {
+            Err(TokenError::Fetch { source, .. })
+                if source.class() == ErrorClass::TokenExpired(TokenKind::Corp) =>
+            {
+                tracing::info!(%suite_id, %corp_id, ticket = %kind, error = %source,
+                    "retrying the ticket with a fresh corp token");
+                self.invalidate_corp_token(suite_id, corp_id, &token)
+                    .await?;
+                let token = self.corp_token(suite_id, corp_id).await?;
+                self.refresh_ticket(suite_id, corp_id, kind, &token).await
+            }
+            result => result,
+        }
+    }
+
+    async fn refresh_ticket(
+        &self,
+        suite_id: &SuiteId,
+        corp_id: &CorpId,
+        kind: TicketKind,
+        token: &Token,
+    ) -> Result<Token, TokenError> {
+        let mut tx = self.pool.begin().await?;
+        let locked = lock_ticket(&mut tx, suite_id, corp_id, kind).await?;
+        let row = require_active(suite_id, corp_id, locked.map(|r| (r.status, r)))?;
+        if let Some(ticket) = self.fresh(row.ticket.as_ref(), row.now)? {
+            return Ok(ticket);
+        }
+        // The ticket row lock is held across this call: it keeps the other replicas waiting.
+        let fetched = match kind {
+            TicketKind::Corp => self.client.get_jsapi_ticket(token.expose()).await,
+            TicketKind::Agent => self.client.get_agent_config_ticket(token.expose()).await,
+        };
+        let label = match kind {
+            TicketKind::Corp => "corp jsapi ticket",
+            TicketKind::Agent => "agent ticket",
+        };
+        match fetched {
+            Ok(fetched) => {
+                let expires_at = row.now + lifetime(fetched.expires_in);
+                store_ticket(
+                    &mut tx,
+                    &self.secrets,
+                    suite_id,
+                    corp_id,
+                    kind,
+                    &fetched.ticket,
+                    row.now,
+                    expires_at,
+                )
+                .await?;
+                tx.commit().await?;
+                tracing::info!(%suite_id, %corp_id, ticket = %kind, %expires_at, "JS-SDK ticket refreshed");
+                Ok(Token::new(SecretString::from(fetched.ticket), expires_at))
+            }
+            Err(err) => self.fallback(row.ticket.as_ref(), row.now, label, err),
         }
     }
 

@@ -42,6 +42,8 @@ pub const INVALID_CREDENTIAL: ApiFailure = ApiFailure::new(40001, "invalid crede
 pub const INVALID_CORPID: ApiFailure = ApiFailure::new(40013, "invalid corpid");
 /// 40014: unknown (or revoked) access_token.
 pub const INVALID_ACCESS_TOKEN: ApiFailure = ApiFailure::new(40014, "invalid access_token");
+/// 40029: OAuth2 login code unknown, already used, expired, or another app's.
+pub const INVALID_CODE: ApiFailure = ApiFailure::new(40029, "invalid code");
 /// 40056: agentid is not the token's app.
 pub const INVALID_AGENTID: ApiFailure = ApiFailure::new(40056, "invalid agentid");
 /// 40058: a parameter is out of range (e.g. list_id limit).
@@ -64,6 +66,8 @@ pub const MISSING_ACCESS_TOKEN: ApiFailure = ApiFailure::new(41001, "access_toke
 pub const MISSING_CORPID: ApiFailure = ApiFailure::new(41002, "corpid missing");
 /// 41004: corpsecret missing.
 pub const MISSING_SECRET: ApiFailure = ApiFailure::new(41004, "corpsecret missing");
+/// 41008: OAuth2 login code missing.
+pub const MISSING_CODE: ApiFailure = ApiFailure::new(41008, "missing code");
 /// 41009: userid missing.
 pub const MISSING_USERID: ApiFailure = ApiFailure::new(41009, "missing userid");
 /// 41011: agentid missing.

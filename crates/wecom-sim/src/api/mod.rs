@@ -8,6 +8,7 @@
 
 mod contact;
 mod corp;
+mod jsapi;
 mod service;
 
 use std::collections::HashMap;
@@ -72,7 +73,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route(paths::USER_LIST_ID, web::post().to(contact::user_list_id))
     .route(paths::TAG_LIST, web::get().to(contact::tag_list))
-    .route(paths::TAG_GET, web::get().to(contact::tag_get));
+    .route(paths::TAG_GET, web::get().to(contact::tag_get))
+    .route(
+        paths::GET_JSAPI_TICKET,
+        web::get().to(jsapi::get_jsapi_ticket),
+    )
+    .route(paths::TICKET_GET, web::get().to(jsapi::ticket_get))
+    .route(
+        paths::AUTH_GETUSERINFO,
+        web::get().to(jsapi::auth_getuserinfo),
+    );
 }
 
 /// The API name used in stats, faults and rate limits: the path after `/cgi-bin/`.

@@ -9,6 +9,7 @@
 mod admin;
 mod corps;
 mod directory;
+mod login;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
@@ -194,6 +195,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .app_data(path_config)
             .configure(admin::routes)
             .configure(corps::routes)
-            .configure(directory::routes),
+            .configure(directory::routes)
+            .configure(login::routes),
     );
 }

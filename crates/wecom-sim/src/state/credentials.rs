@@ -95,6 +95,8 @@ pub struct Credentials {
     current: HashMap<TokenOwner, String>,
     tickets: HashMap<String, Vec<(String, i64)>>,
     auth_codes: HashMap<String, AuthCode>,
+    /// JS-SDK tickets and OAuth2 login codes.
+    pub(crate) jsapi: super::jsapi::JsApi,
 }
 
 /// Forget expired entries this long after they expire (keeps "expired" answers meaningful).

@@ -6,6 +6,7 @@
 
 mod corp;
 mod credentials;
+mod jsapi;
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,7 @@ use wecom::suite::SuiteConfig;
 
 pub use corp::{AuthStatus, Authorization, AuthorizeWith, Corp, CorpSpec, CorpSummary};
 pub use credentials::{Credentials, Issued, TokenError, TokenOwner, Ttls};
+pub use jsapi::{IssuedTicket, LOGIN_CODE_TTL_MS, TicketKind, Visitor};
 
 use crate::directory::Directory;
 use crate::directory::seed::SeedSpec;
