@@ -1,6 +1,7 @@
 //! The command line, parsed into one [`Command`] (no argument-parsing dependency: the grammar is
 //! a handful of subcommands with at most one option each).
 
+use store::api_keys::Scope;
 use store::auth_codes::AuthCodeState;
 use store::tenants::TenantStatus;
 
@@ -20,6 +21,13 @@ COMMANDS:
     secrets status                   how many stored secrets each key id seals
     rotate-secrets [--batch N]       re-seal every stored secret under the active key
     secret-key generate [--id ID]    print a new DAIKAI_SECRET_KEY value (`ID:base64`)
+    api-keys create --name NAME --scope S [--scope S…] [--suite ID…] [--rate-limit N]
+                                     create a provider API key and print it (once); S:
+                                     tenants:read|tokens|jssdk|login|directory:read (or `all`,
+                                     or comma lists); without --suite the key serves every
+                                     suite; N: requests per second per API replica
+    api-keys list                    every key: id, name, scopes, suites, last use, revoked
+    api-keys revoke ID               revoke a key (it answers 401 from then on)
     help                             this text
 
 ENVIRONMENT:
@@ -59,6 +67,24 @@ pub enum Command {
     GenerateKey {
         /// Its id (default: `k` + today's date).
         id: Option<String>,
+    },
+    /// Create a provider API key.
+    ApiKeysCreate {
+        /// Its name.
+        name: String,
+        /// What it may do.
+        scopes: Vec<Scope>,
+        /// The suites it may act for; `None` for every suite.
+        suites: Option<Vec<String>>,
+        /// Requests per second per API replica; `None` for the API's default.
+        rate_limit: Option<i32>,
+    },
+    /// List the provider API keys.
+    ApiKeysList,
+    /// Revoke a provider API key.
+    ApiKeysRevoke {
+        /// Its id.
+        id: String,
     },
     /// Print the usage text.
     Help,
@@ -115,6 +141,11 @@ impl Command {
                     id: opts.take("--id").map(str::to_owned),
                 })
             }
+            ["api-keys", "create", rest @ ..] => parse_api_key(rest),
+            ["api-keys", "list"] => Ok(Self::ApiKeysList),
+            ["api-keys", "revoke", id] => Ok(Self::ApiKeysRevoke {
+                id: (*id).to_owned(),
+            }),
             _ => Err(UsageError(format!("unknown command `{}`", args.join(" ")))),
         }
     }
@@ -125,11 +156,70 @@ impl Command {
     }
 }
 
-/// `--name value` pairs, each allowed at most once.
+/// `api-keys create --name NAME --scope S… [--suite ID…] [--rate-limit N]`.
+fn parse_api_key(rest: &[&str]) -> Result<Command, UsageError> {
+    let mut opts = Options::parse_repeatable(
+        rest,
+        &["--name", "--scope", "--suite", "--rate-limit"],
+        &["--scope", "--suite"],
+    )?;
+    let name = opts
+        .take("--name")
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| UsageError("api-keys create needs `--name NAME`".to_owned()))?
+        .to_owned();
+    let mut scopes = Vec::new();
+    for value in opts.take_all("--scope").iter().flat_map(|v| v.split(',')) {
+        match value.trim() {
+            "all" => scopes.extend(Scope::ALL),
+            name => scopes.push(
+                Scope::parse(name).map_err(|_| UsageError(format!("unknown scope `{name}`")))?,
+            ),
+        }
+    }
+    if scopes.is_empty() {
+        return Err(UsageError(
+            "api-keys create needs at least one `--scope`".to_owned(),
+        ));
+    }
+    scopes.sort_unstable();
+    scopes.dedup();
+    let suites: Vec<String> = opts
+        .take_all("--suite")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let rate_limit = opts
+        .take("--rate-limit")
+        .map(|v| parse_positive("--rate-limit", v))
+        .transpose()?
+        .map(|n| {
+            i32::try_from(n).map_err(|_| UsageError("option `--rate-limit` is too large".to_owned()))
+        })
+        .transpose()?;
+    Ok(Command::ApiKeysCreate {
+        name,
+        scopes,
+        suites: (!suites.is_empty()).then_some(suites),
+        rate_limit,
+    })
+}
+
+/// `--name value` pairs, each allowed at most once unless repeatable.
 struct Options<'a>(Vec<(&'a str, &'a str)>);
 
 impl<'a> Options<'a> {
     fn parse(args: &[&'a str], allowed: &[&str]) -> Result<Self, UsageError> {
+        Self::parse_repeatable(args, allowed, &[])
+    }
+
+    fn parse_repeatable(
+        args: &[&'a str],
+        allowed: &[&str],
+        repeatable: &[&str],
+    ) -> Result<Self, UsageError> {
         let mut pairs: Vec<(&str, &str)> = Vec::new();
         let mut iter = args.iter();
         while let Some(name) = iter.next() {
@@ -139,7 +229,7 @@ impl<'a> Options<'a> {
             let Some(value) = iter.next() else {
                 return Err(UsageError(format!("option `{name}` needs a value")));
             };
-            if pairs.iter().any(|(n, _)| n == name) {
+            if !repeatable.contains(name) && pairs.iter().any(|(n, _)| n == name) {
                 return Err(UsageError(format!("option `{name}` given twice")));
             }
             pairs.push((name, value));
@@ -150,6 +240,14 @@ impl<'a> Options<'a> {
     fn take(&mut self, name: &str) -> Option<&'a str> {
         let index = self.0.iter().position(|(n, _)| *n == name)?;
         Some(self.0.remove(index).1)
+    }
+
+    fn take_all(&mut self, name: &str) -> Vec<&'a str> {
+        let mut values = Vec::new();
+        while let Some(value) = self.take(name) {
+            values.push(value);
+        }
+        values
     }
 }
 
@@ -206,6 +304,46 @@ mod tests {
                 id: Some("k2".to_owned())
             })
         );
+    }
+
+    #[test]
+    fn api_key_commands_parse() {
+        assert_eq!(
+            Command::parse(&[
+                "api-keys", "create", "--name", "crm", "--scope", "tokens,jssdk", "--scope",
+                "tenants:read", "--suite", "dk1", "--suite", "dk2", "--rate-limit", "50"
+            ]),
+            Ok(Command::ApiKeysCreate {
+                name: "crm".to_owned(),
+                scopes: vec![Scope::TenantsRead, Scope::Tokens, Scope::Jssdk],
+                suites: Some(vec!["dk1".to_owned(), "dk2".to_owned()]),
+                rate_limit: Some(50),
+            })
+        );
+        assert_eq!(
+            Command::parse(&["api-keys", "create", "--name", "all", "--scope", "all"]),
+            Ok(Command::ApiKeysCreate {
+                name: "all".to_owned(),
+                scopes: Scope::ALL.to_vec(),
+                suites: None,
+                rate_limit: None,
+            })
+        );
+        assert_eq!(
+            Command::parse(&["api-keys", "revoke", "abc"]),
+            Ok(Command::ApiKeysRevoke {
+                id: "abc".to_owned()
+            })
+        );
+        for (args, message) in [
+            (&["api-keys", "create", "--scope", "tokens"][..], "--name"),
+            (&["api-keys", "create", "--name", "x"][..], "--scope"),
+            (&["api-keys", "create", "--name", "x", "--scope", "admin"][..], "unknown scope"),
+            (&["api-keys", "create", "--name", "x", "--name", "y", "--scope", "tokens"][..], "twice"),
+        ] {
+            let err = Command::parse(args).unwrap_err().to_string();
+            assert!(err.contains(message), "{args:?}: {err}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use chrono::Utc;
 use secrecy::ExposeSecret as _;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use store::api_keys::{self, NewApiKey, Scope};
 use store::auth_codes::{AuthCodeState, list_auth_codes};
 use store::rotation::{key_usage, rotate_secrets};
 use store::tenants::{TenantStatus, list_tenants};
@@ -32,6 +33,22 @@ pub async fn run(command: &Command, env: &Env, out: &mut dyn Write) -> anyhow::R
         Command::AuthCodesList { state, limit } => auth_codes(&pool, *state, *limit, out).await,
         Command::SecretsStatus => secrets_status(&pool, env, out).await,
         Command::RotateSecrets { batch } => rotate(&pool, env, *batch, out).await,
+        Command::ApiKeysCreate {
+            name,
+            scopes,
+            suites,
+            rate_limit,
+        } => {
+            let new = NewApiKey {
+                name,
+                scopes,
+                suites: suites.as_deref(),
+                rate_limit: *rate_limit,
+            };
+            create_api_key(&pool, &new, out).await
+        }
+        Command::ApiKeysList => list_api_keys(&pool, out).await,
+        Command::ApiKeysRevoke { id } => revoke_api_key(&pool, id, out).await,
         Command::GenerateKey { .. } | Command::Help => Ok(()),
     };
     pool.close().await;
@@ -197,6 +214,77 @@ async fn rotate(pool: &PgPool, env: &Env, batch: i64, out: &mut dyn Write) -> an
              `daikai rotate-secrets` again"
         )
     }
+}
+
+async fn create_api_key(
+    pool: &PgPool,
+    new: &NewApiKey<'_>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    store::check_schema(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let (generated, record) = api_keys::create_api_key(&mut conn, new).await?;
+    writeln!(out, "{}", generated.key.expose_secret())?;
+    writeln!(
+        out,
+        "created API key {} ({}): scopes {}; suites {}. The key above is shown only now: \
+         only its hash is stored.",
+        record.id,
+        record.name,
+        scope_list(&record.scopes),
+        record.suites.as_ref().map_or_else(|| "all".to_owned(), |s| s.join(",")),
+    )?;
+    Ok(())
+}
+
+async fn list_api_keys(pool: &PgPool, out: &mut dyn Write) -> anyhow::Result<()> {
+    store::check_schema(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let keys = api_keys::list_api_keys(&mut conn).await?;
+    writeln!(
+        out,
+        "{:<12} {:<20} {:<44} {:<20} {:>6} {:<20} {:<20} CREATED",
+        "ID", "NAME", "SCOPES", "SUITES", "RATE", "LAST USED", "REVOKED"
+    )?;
+    let time = |t: Option<chrono::DateTime<Utc>>| {
+        t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+    };
+    for key in &keys {
+        writeln!(
+            out,
+            "{:<12} {:<20} {:<44} {:<20} {:>6} {:<20} {:<20} {}",
+            key.id,
+            key.name,
+            scope_list(&key.scopes),
+            key.suites.as_ref().map_or_else(|| "all".to_owned(), |s| s.join(",")),
+            key.rate_limit.map_or_else(|| "-".to_owned(), |r| r.to_string()),
+            time(key.last_used_at),
+            time(key.revoked_at),
+            key.created_at.format("%Y-%m-%d %H:%M:%S"),
+        )?;
+    }
+    writeln!(out, "{} key(s)", keys.len())?;
+    Ok(())
+}
+
+async fn revoke_api_key(pool: &PgPool, id: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+    store::check_schema(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let Some(key) = api_keys::revoke_api_key(&mut conn, id).await? else {
+        anyhow::bail!("no API key has the id `{id}` (see `daikai api-keys list`)");
+    };
+    writeln!(
+        out,
+        "API key {} ({}) revoked at {}",
+        key.id,
+        key.name,
+        key.revoked_at.unwrap_or_else(Utc::now).format("%Y-%m-%d %H:%M:%S UTC")
+    )?;
+    Ok(())
+}
+
+fn scope_list(scopes: &[Scope]) -> String {
+    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
 }
 
 fn generate_key(id: Option<&str>, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -178,3 +178,54 @@ async fn tenants_list_and_rotate_secrets() {
     drop(conn);
     db.drop_database().await.unwrap();
 }
+
+#[tokio::test]
+async fn api_keys_are_printed_once_stored_as_a_hash_listed_and_revoked() {
+    let db = TestDatabase::create(&admin_url()).await.unwrap();
+    let env = [("DATABASE_URL", db.url())];
+
+    let created = daikai(
+        &[
+            "api-keys", "create", "--name", "crm", "--scope", "tokens", "--scope",
+            "tenants:read", "--suite", "dk1", "--rate-limit", "20",
+        ],
+        &env,
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let out = stdout(&created);
+    let key = out.lines().next().unwrap().to_owned();
+    let presented = store::api_keys::PresentedKey::parse(&key).expect("the first line is the key");
+    assert!(out.contains(&format!("created API key {}", presented.id())), "{out}");
+
+    let mut conn = db.pool().acquire().await.unwrap();
+    let record = store::api_keys::api_key(&mut conn, presented.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.verify(&presented));
+    assert_eq!(record.suites.as_deref(), Some(&["dk1".to_owned()][..]));
+    assert_eq!(record.rate_limit, Some(20));
+    let secret = key.rsplit_once('_').unwrap().1;
+    let stored: String = sqlx::query_scalar("select row_to_json(k)::text from api_keys k")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert!(!stored.contains(secret), "the secret reached a column");
+
+    let listed = daikai(&["api-keys", "list"], &env);
+    let listing = stdout(&listed);
+    assert!(listing.contains(presented.id()) && listing.contains("tenants:read,tokens"));
+    assert!(!listing.contains(secret));
+    assert!(listing.contains("1 key(s)"), "{listing}");
+
+    let revoked = daikai(&["api-keys", "revoke", presented.id()], &env);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let record = store::api_keys::api_key(&mut conn, presented.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.revoked_at.is_some());
+    let unknown = daikai(&["api-keys", "revoke", "nosuchkey000"], &env);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no API key"), "{}", stderr(&unknown));
+}
