@@ -234,6 +234,32 @@ pub async fn list_tenants(
     rows.into_iter().map(Tenant::try_from).collect()
 }
 
+/// One page of tenants in id order: those with an id above `after`, optionally only of `suites`
+/// and of one `status`, at most `limit` of them (the provider API's cursor pagination).
+pub async fn tenants_page(
+    conn: &mut PgConnection,
+    suites: Option<&[String]>,
+    status: Option<TenantStatus>,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Tenant>, StoreError> {
+    let rows: Vec<TenantRow> = sqlx::query_as(&format!(
+        "select {COLUMNS} from tenants
+         where ($1::text[] is null or suite_id = any($1))
+           and ($2::text is null or status = $2)
+           and ($3::bigint is null or id > $3)
+         order by id
+         limit $4"
+    ))
+    .bind(suites)
+    .bind(status.map(TenantStatus::as_str))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(Tenant::try_from).collect()
+}
+
 /// Makes the tenant `active` with a fresh permanent code (create_auth): inserts it, or
 /// re-activates an existing row (a reinstall after a cancel), and drops any cached corp token.
 /// [`Outcome::Stale`] when a newer lifecycle event or a newer code is already stored — or a

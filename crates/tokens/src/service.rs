@@ -96,7 +96,7 @@ impl TokenService {
                 .await?;
                 tx.commit().await?;
                 tracing::info!(%suite_id, %expires_at, "suite access token refreshed");
-                Ok(Token::new(
+                Ok(Token::fetched(
                     SecretString::from(fetched.access_token),
                     expires_at,
                 ))
@@ -154,7 +154,7 @@ impl TokenService {
                 .await?;
                 tx.commit().await?;
                 tracing::info!(%suite_id, %corp_id, %expires_at, "corp access token refreshed");
-                Ok(Token::new(
+                Ok(Token::fetched(
                     SecretString::from(fetched.access_token),
                     expires_at,
                 ))
@@ -235,7 +235,7 @@ impl TokenService {
                 .await?;
                 tx.commit().await?;
                 tracing::info!(%suite_id, %corp_id, ticket = %kind, %expires_at, "JS-SDK ticket refreshed");
-                Ok(Token::new(SecretString::from(fetched.ticket), expires_at))
+                Ok(Token::fetched(SecretString::from(fetched.ticket), expires_at))
             }
             Err(err) => self.fallback(row.ticket.as_ref(), row.now, label, err),
         }

@@ -10,11 +10,32 @@ use secrecy::{ExposeSecret as _, SecretString};
 pub struct Token {
     value: SecretString,
     expires_at: DateTime<Utc>,
+    fetched: bool,
 }
 
 impl Token {
+    /// A token read from the cache.
     pub(crate) fn new(value: SecretString, expires_at: DateTime<Utc>) -> Self {
-        Self { value, expires_at }
+        Self {
+            value,
+            expires_at,
+            fetched: false,
+        }
+    }
+
+    /// A token this call fetched from WeCom.
+    pub(crate) fn fetched(value: SecretString, expires_at: DateTime<Utc>) -> Self {
+        Self {
+            value,
+            expires_at,
+            fetched: true,
+        }
+    }
+
+    /// Whether this call fetched it from WeCom (rather than reading the shared cache): for
+    /// metrics of cache hits and refreshes.
+    pub fn was_fetched(&self) -> bool {
+        self.fetched
     }
 
     /// The token, to put into the `access_token` / `suite_access_token` query parameter.
@@ -33,6 +54,7 @@ impl fmt::Debug for Token {
         f.debug_struct("Token")
             .field("value", &"<redacted>")
             .field("expires_at", &self.expires_at)
+            .field("fetched", &self.fetched)
             .finish()
     }
 }
