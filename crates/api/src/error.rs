@@ -159,23 +159,13 @@ impl Problem {
         )
     }
 
-    /// 404: no such route.
+    /// 404: no such route (or not with this method).
     pub fn no_route(path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "no-such-route",
             "No such route",
             format!("nothing is served at {path}: see /openapi.json"),
-        )
-    }
-
-    /// 405: the route exists with other methods.
-    pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed",
-            "this route does not take that method: see /openapi.json".to_owned(),
         )
     }
 

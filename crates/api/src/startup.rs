@@ -187,14 +187,7 @@ async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!("request", method = %req.method(), route = %route);
-    let mut response = next.call(req).instrument(span).await?.map_into_boxed_body();
-    // actix answers a known path with another method 405 and an empty body.
-    if response.status() == actix_web::http::StatusCode::METHOD_NOT_ALLOWED
-        && response.response().extensions().get::<Outcome>().is_none()
-    {
-        let (request, _) = response.into_parts();
-        response = ServiceResponse::new(request, Problem::method_not_allowed().error_response());
-    }
+    let response = next.call(req).instrument(span).await?.map_into_boxed_body();
     finish(state, &route, started, response)
 }
 
