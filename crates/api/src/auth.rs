@@ -79,7 +79,10 @@ impl Keys {
         let presented = presented_key(authorization)?;
         let record = self.lookup(presented.id()).await?;
         let Some(record) = record.filter(|r| r.verify(&presented)) else {
-            tracing::info!(key_id = presented.id(), "refused an unknown key or a wrong secret");
+            tracing::info!(
+                key_id = presented.id(),
+                "refused an unknown key or a wrong secret"
+            );
             return Err(Problem::unauthorized("the API key is not valid"));
         };
         if record.revoked_at.is_some() {
@@ -133,7 +136,8 @@ impl Keys {
             tokens: rate,
             at: now,
         });
-        let refilled = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(rate);
+        let refilled =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(rate);
         bucket.at = now;
         if refilled >= 1.0 {
             bucket.tokens = refilled - 1.0;
@@ -178,17 +182,15 @@ impl Keys {
 }
 
 fn presented_key(authorization: Option<&str>) -> Result<PresentedKey, Problem> {
-    let value = authorization.ok_or_else(|| {
-        Problem::unauthorized("send the API key as `Authorization: Bearer dk_…`")
-    })?;
+    let value = authorization
+        .ok_or_else(|| Problem::unauthorized("send the API key as `Authorization: Bearer dk_…`"))?;
     let (scheme, key) = value.trim().split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Problem::unauthorized(
             "the Authorization header must use the Bearer scheme",
         ));
     }
-    PresentedKey::parse(key.trim())
-        .ok_or_else(|| Problem::unauthorized("the API key is not valid"))
+    PresentedKey::parse(key.trim()).ok_or_else(|| Problem::unauthorized("the API key is not valid"))
 }
 
 /// The authenticated caller of a route: its key. Extracting it authenticates the request and

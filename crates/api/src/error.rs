@@ -270,7 +270,9 @@ impl Problem {
     pub fn from_wecom(doing: &str, err: &ApiError) -> Self {
         let detail = format!("{doing}: {err}");
         match err.class() {
-            ErrorClass::RateLimited { retry_after } => Self::wecom_rate_limited(detail, retry_after),
+            ErrorClass::RateLimited { retry_after } => {
+                Self::wecom_rate_limited(detail, retry_after)
+            }
             ErrorClass::TenantBroken => Self::tenant_unavailable(detail),
             ErrorClass::Retryable | ErrorClass::TokenExpired(_) | ErrorClass::Permanent => {
                 Self::wecom(detail)

@@ -176,7 +176,7 @@ async fn no_route(req: HttpRequest) -> actix_web::HttpResponse {
 }
 
 /// Counts and times every request, by route pattern, key id and outcome, inside a span that
-/// names the route and the key id (never a header value).
+/// names the method and the route pattern (never a header value).
 async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -188,35 +188,29 @@ async fn observe(
         .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!("request", method = %req.method(), route = %route);
     let response = next.call(req).instrument(span).await?.map_into_boxed_body();
-    finish(state, &route, started, response)
-}
-
-fn finish<B>(
-    state: Option<web::Data<AppState>>,
-    route: &str,
-    started: Instant,
-    response: ServiceResponse<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
     if let Some(state) = state {
         let key = response
             .request()
             .extensions()
             .get::<KeyLabel>()
             .map_or_else(|| "-".to_owned(), |k| k.0.clone());
-        let outcome = response
-            .response()
-            .extensions()
-            .get::<Outcome>()
-            .map_or(if response.status().is_success() { "ok" } else { "error" }, |o| o.0);
+        let outcome = response.response().extensions().get::<Outcome>().map_or(
+            if response.status().is_success() {
+                "ok"
+            } else {
+                "error"
+            },
+            |o| o.0,
+        );
         state
             .metrics
             .requests
-            .with_label_values(&[route, &key, outcome])
+            .with_label_values(&[route.as_str(), &key, outcome])
             .inc();
         state
             .metrics
             .request_seconds
-            .with_label_values(&[route])
+            .with_label_values(&[route.as_str()])
             .observe(started.elapsed().as_secs_f64());
     }
     Ok(response)

@@ -196,7 +196,8 @@ fn parse_api_key(rest: &[&str]) -> Result<Command, UsageError> {
         .map(|v| parse_positive("--rate-limit", v))
         .transpose()?
         .map(|n| {
-            i32::try_from(n).map_err(|_| UsageError("option `--rate-limit` is too large".to_owned()))
+            i32::try_from(n)
+                .map_err(|_| UsageError("option `--rate-limit` is too large".to_owned()))
         })
         .transpose()?;
     Ok(Command::ApiKeysCreate {
@@ -310,8 +311,20 @@ mod tests {
     fn api_key_commands_parse() {
         assert_eq!(
             Command::parse(&[
-                "api-keys", "create", "--name", "crm", "--scope", "tokens,jssdk", "--scope",
-                "tenants:read", "--suite", "dk1", "--suite", "dk2", "--rate-limit", "50"
+                "api-keys",
+                "create",
+                "--name",
+                "crm",
+                "--scope",
+                "tokens,jssdk",
+                "--scope",
+                "tenants:read",
+                "--suite",
+                "dk1",
+                "--suite",
+                "dk2",
+                "--rate-limit",
+                "50"
             ]),
             Ok(Command::ApiKeysCreate {
                 name: "crm".to_owned(),
@@ -338,8 +351,16 @@ mod tests {
         for (args, message) in [
             (&["api-keys", "create", "--scope", "tokens"][..], "--name"),
             (&["api-keys", "create", "--name", "x"][..], "--scope"),
-            (&["api-keys", "create", "--name", "x", "--scope", "admin"][..], "unknown scope"),
-            (&["api-keys", "create", "--name", "x", "--name", "y", "--scope", "tokens"][..], "twice"),
+            (
+                &["api-keys", "create", "--name", "x", "--scope", "admin"][..],
+                "unknown scope",
+            ),
+            (
+                &[
+                    "api-keys", "create", "--name", "x", "--name", "y", "--scope", "tokens",
+                ][..],
+                "twice",
+            ),
         ] {
             let err = Command::parse(args).unwrap_err().to_string();
             assert!(err.contains(message), "{args:?}: {err}");

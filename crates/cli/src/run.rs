@@ -232,7 +232,10 @@ async fn create_api_key(
         record.id,
         record.name,
         scope_list(&record.scopes),
-        record.suites.as_ref().map_or_else(|| "all".to_owned(), |s| s.join(",")),
+        record
+            .suites
+            .as_ref()
+            .map_or_else(|| "all".to_owned(), |s| s.join(",")),
     )?;
     Ok(())
 }
@@ -247,7 +250,10 @@ async fn list_api_keys(pool: &PgPool, out: &mut dyn Write) -> anyhow::Result<()>
         "ID", "NAME", "SCOPES", "SUITES", "RATE", "LAST USED", "REVOKED"
     )?;
     let time = |t: Option<chrono::DateTime<Utc>>| {
-        t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
     };
     for key in &keys {
         writeln!(
@@ -256,8 +262,11 @@ async fn list_api_keys(pool: &PgPool, out: &mut dyn Write) -> anyhow::Result<()>
             key.id,
             key.name,
             scope_list(&key.scopes),
-            key.suites.as_ref().map_or_else(|| "all".to_owned(), |s| s.join(",")),
-            key.rate_limit.map_or_else(|| "-".to_owned(), |r| r.to_string()),
+            key.suites
+                .as_ref()
+                .map_or_else(|| "all".to_owned(), |s| s.join(",")),
+            key.rate_limit
+                .map_or_else(|| "-".to_owned(), |r| r.to_string()),
             time(key.last_used_at),
             time(key.revoked_at),
             key.created_at.format("%Y-%m-%d %H:%M:%S"),
@@ -278,13 +287,19 @@ async fn revoke_api_key(pool: &PgPool, id: &str, out: &mut dyn Write) -> anyhow:
         "API key {} ({}) revoked at {}",
         key.id,
         key.name,
-        key.revoked_at.unwrap_or_else(Utc::now).format("%Y-%m-%d %H:%M:%S UTC")
+        key.revoked_at
+            .unwrap_or_else(Utc::now)
+            .format("%Y-%m-%d %H:%M:%S UTC")
     )?;
     Ok(())
 }
 
 fn scope_list(scopes: &[Scope]) -> String {
-    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn generate_key(id: Option<&str>, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -186,8 +186,18 @@ async fn api_keys_are_printed_once_stored_as_a_hash_listed_and_revoked() {
 
     let created = daikai(
         &[
-            "api-keys", "create", "--name", "crm", "--scope", "tokens", "--scope",
-            "tenants:read", "--suite", "dk1", "--rate-limit", "20",
+            "api-keys",
+            "create",
+            "--name",
+            "crm",
+            "--scope",
+            "tokens",
+            "--scope",
+            "tenants:read",
+            "--suite",
+            "dk1",
+            "--rate-limit",
+            "20",
         ],
         &env,
     );
@@ -195,7 +205,10 @@ async fn api_keys_are_printed_once_stored_as_a_hash_listed_and_revoked() {
     let out = stdout(&created);
     let key = out.lines().next().unwrap().to_owned();
     let presented = store::api_keys::PresentedKey::parse(&key).expect("the first line is the key");
-    assert!(out.contains(&format!("created API key {}", presented.id())), "{out}");
+    assert!(
+        out.contains(&format!("created API key {}", presented.id())),
+        "{out}"
+    );
 
     let mut conn = db.pool().acquire().await.unwrap();
     let record = store::api_keys::api_key(&mut conn, presented.id())
@@ -227,5 +240,9 @@ async fn api_keys_are_printed_once_stored_as_a_hash_listed_and_revoked() {
     assert!(record.revoked_at.is_some());
     let unknown = daikai(&["api-keys", "revoke", "nosuchkey000"], &env);
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(stderr(&unknown).contains("no API key"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("no API key"),
+        "{}",
+        stderr(&unknown)
+    );
 }

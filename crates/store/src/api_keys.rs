@@ -11,9 +11,9 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use rand::{Rng as _, RngExt as _};
 use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
+use rand::{Rng as _, RngExt as _};
 use secrecy::{ExposeSecret as _, SecretString};
 use sqlx::PgConnection;
 use subtle::ConstantTimeEq as _;
@@ -294,7 +294,10 @@ pub async fn create_api_key(
         ));
     }
     if new.rate_limit.is_some_and(|r| r <= 0) {
-        return Err(StoreError::invalid("API key rate limit", "must be positive"));
+        return Err(StoreError::invalid(
+            "API key rate limit",
+            "must be positive",
+        ));
     }
     let generated = GeneratedKey::generate();
     let mut scopes: Vec<&str> = new.scopes.iter().map(|s| s.as_str()).collect();

@@ -146,7 +146,10 @@ pub async fn lock_ticket(
 }
 
 /// Caches a freshly fetched ticket, sealed, on the row [`lock_ticket`] created.
-#[allow(clippy::too_many_arguments, reason = "the row key, the value and its two times")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the row key, the value and its two times"
+)]
 pub async fn store_ticket(
     conn: &mut PgConnection,
     secrets: &SecretBox,

@@ -75,6 +75,6 @@ mod service;
 mod token;
 
 pub use error::TokenError;
-pub use store::jsapi_tickets::TicketKind;
 pub use service::TokenService;
+pub use store::jsapi_tickets::TicketKind;
 pub use token::Token;

@@ -235,7 +235,10 @@ impl TokenService {
                 .await?;
                 tx.commit().await?;
                 tracing::info!(%suite_id, %corp_id, ticket = %kind, %expires_at, "JS-SDK ticket refreshed");
-                Ok(Token::fetched(SecretString::from(fetched.ticket), expires_at))
+                Ok(Token::fetched(
+                    SecretString::from(fetched.ticket),
+                    expires_at,
+                ))
             }
             Err(err) => self.fallback(row.ticket.as_ref(), row.now, label, err),
         }

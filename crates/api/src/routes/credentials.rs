@@ -162,8 +162,7 @@ pub async fn invalidate(
     }
     let mut conn = state.pool.acquire().await?;
     let invalidated =
-        store::corp_tokens::invalidate_corp_token(&mut conn, &suite_id, &corp_id, &failing)
-            .await?;
+        store::corp_tokens::invalidate_corp_token(&mut conn, &suite_id, &corp_id, &failing).await?;
     drop(conn);
     tracing::info!(%suite_id, %corp_id, key_id = caller.key_id(), invalidated,
         "corp access token reported invalid");
@@ -379,11 +378,10 @@ pub async fn oauth_userinfo(
     caller.require_for(Scope::Login, path.suite_id())?;
     let (suite_id, corp_id) = path.ids()?;
     let code = body.into_inner().code;
-    if code.is_empty()
-        || code.len() > MAX_CODE_LEN
-        || !code.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(Problem::bad_request("code must be the code of the OAuth2 redirect"));
+    if code.is_empty() || code.len() > MAX_CODE_LEN || !code.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::bad_request(
+            "code must be the code of the OAuth2 redirect",
+        ));
     }
     let client = state.tokens.client().clone();
     // Only an invalid token is retried (once, with a fresh one): WeCom refuses it before it

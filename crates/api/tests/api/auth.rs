@@ -40,7 +40,11 @@ async fn every_route_refuses_a_missing_or_bad_key_the_wrong_scope_and_the_wrong_
     let other_suite_only = stack.key(&Scope::ALL, Some(&[OTHER_SUITE])).await;
     for (method, path, scope, body) in routes(&tenant) {
         let none = stack.call(method, &path, None, body.clone()).await;
-        assert_eq!(none.status, 401, "{method} {path} without a key: {:?}", none.body);
+        assert_eq!(
+            none.status, 401,
+            "{method} {path} without a key: {:?}",
+            none.body
+        );
         assert_eq!(none.code(), "unauthorized");
         assert_eq!(
             none.headers["content-type"], "application/problem+json",
@@ -49,17 +53,27 @@ async fn every_route_refuses_a_missing_or_bad_key_the_wrong_scope_and_the_wrong_
         assert!(none.headers.contains_key("www-authenticate"));
         assert_eq!(none.body["type"], "urn:daikai:problem:unauthorized");
 
-        let garbage = stack.call(method, &path, Some("dk_nosuchkey000_secret"), body.clone()).await;
+        let garbage = stack
+            .call(method, &path, Some("dk_nosuchkey000_secret"), body.clone())
+            .await;
         assert_eq!(garbage.status, 401, "{method} {path} with an unknown key");
 
         let others: Vec<Scope> = Scope::ALL.into_iter().filter(|s| *s != scope).collect();
         let wrong_scope = stack.key(&others, None).await;
-        let answer = stack.call(method, &path, Some(&wrong_scope), body.clone()).await;
-        assert_eq!(answer.status, 403, "{method} {path} without {scope}: {:?}", answer.body);
+        let answer = stack
+            .call(method, &path, Some(&wrong_scope), body.clone())
+            .await;
+        assert_eq!(
+            answer.status, 403,
+            "{method} {path} without {scope}: {:?}",
+            answer.body
+        );
         assert_eq!(answer.code(), "missing-scope");
 
         if path != "/v1/tenants" {
-            let answer = stack.call(method, &path, Some(&other_suite_only), body).await;
+            let answer = stack
+                .call(method, &path, Some(&other_suite_only), body)
+                .await;
             assert_eq!(answer.status, 403, "{method} {path} for another suite");
             assert_eq!(answer.code(), "suite-not-allowed");
         }
@@ -91,10 +105,22 @@ async fn a_revoked_key_is_refused_on_every_route() {
     stack.tenant(SUITE_ID, "wwacme", 5).await;
     let key = stack.admin_key().await;
     let tenant = tenant_path(SUITE_ID, "wwacme");
-    assert_eq!(stack.get(&format!("{tenant}/access-token"), &key).await.status, 200);
-    let id = store::api_keys::PresentedKey::parse(&key).unwrap().id().to_owned();
+    assert_eq!(
+        stack
+            .get(&format!("{tenant}/access-token"), &key)
+            .await
+            .status,
+        200
+    );
+    let id = store::api_keys::PresentedKey::parse(&key)
+        .unwrap()
+        .id()
+        .to_owned();
     let mut conn = stack.db.pool().acquire().await.unwrap();
-    store::api_keys::revoke_api_key(&mut conn, &id).await.unwrap().unwrap();
+    store::api_keys::revoke_api_key(&mut conn, &id)
+        .await
+        .unwrap()
+        .unwrap();
     for (method, path, _, body) in routes(&tenant) {
         let answer = stack.call(method, &path, Some(&key), body).await;
         assert_eq!(answer.status, 401, "{method} {path} with a revoked key");
@@ -105,7 +131,9 @@ async fn a_revoked_key_is_refused_on_every_route() {
 #[tokio::test]
 async fn a_key_over_its_rate_limit_gets_429_with_retry_after_and_others_do_not() {
     let stack = start().await;
-    let slow = stack.key_limited(&[Scope::TenantsRead], None, Some(2)).await;
+    let slow = stack
+        .key_limited(&[Scope::TenantsRead], None, Some(2))
+        .await;
     let other = stack.key(&[Scope::TenantsRead], None).await;
     let mut statuses = Vec::new();
     for _ in 0..4 {
@@ -113,9 +141,16 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after_and_others_do_not()
     }
     assert_eq!(statuses[0].status, 200);
     assert_eq!(statuses[1].status, 200);
-    let limited = statuses.iter().find(|a| a.status == 429).expect("a 429 after the burst");
+    let limited = statuses
+        .iter()
+        .find(|a| a.status == 429)
+        .expect("a 429 after the burst");
     assert_eq!(limited.code(), "rate-limited");
-    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=1).contains(&retry_after), "{retry_after}");
     assert_eq!(stack.get("/v1/tenants", &other).await.status, 200);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -127,21 +162,28 @@ async fn a_key_used_is_marked_used_and_never_reaches_a_log_line_or_a_column() {
     let stack = start().await;
     let key = stack.admin_key().await;
     assert_eq!(stack.get("/v1/tenants", &key).await.status, 200);
-    let id = store::api_keys::PresentedKey::parse(&key).unwrap().id().to_owned();
+    let id = store::api_keys::PresentedKey::parse(&key)
+        .unwrap()
+        .id()
+        .to_owned();
     let pool = stack.db.pool().clone();
     test_support::wait_until("last_used_at is written", || {
         let (pool, id) = (pool.clone(), id.clone());
         async move {
             let mut conn = pool.acquire().await.unwrap();
-            let record = store::api_keys::api_key(&mut conn, &id).await.unwrap().unwrap();
+            let record = store::api_keys::api_key(&mut conn, &id)
+                .await
+                .unwrap()
+                .unwrap();
             record.last_used_at.is_some()
         }
     })
     .await;
     let secret = key.rsplit_once('_').unwrap().1;
-    let dump: String = sqlx::query_scalar("select string_agg(row_to_json(k)::text, '') from api_keys k")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let dump: String =
+        sqlx::query_scalar("select string_agg(row_to_json(k)::text, '') from api_keys k")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(!dump.contains(secret));
 }

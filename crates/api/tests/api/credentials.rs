@@ -1,10 +1,10 @@
 //! Tokens, invalidation, JS-SDK signatures and member logins, against the simulated WeCom.
 
-
 use serde_json::json;
 use sha1::{Digest as _, Sha1};
 use store::api_keys::Scope;
 use tokens::TicketKind;
+use wecom_sim::state::TicketKind as SimTicket;
 
 use crate::helpers::{SUITE_ID, call_at, start, tenant_path};
 
@@ -18,7 +18,11 @@ async fn two_api_replicas_and_an_auth_worker_asking_at_once_make_one_gettoken() 
     let path = format!("{}/access-token", tenant_path(SUITE_ID, "wwacme"));
     let mut calls = Vec::new();
     for i in 0..8 {
-        let base = if i % 2 == 0 { stack.api.clone() } else { second.clone() };
+        let base = if i % 2 == 0 {
+            stack.api.clone()
+        } else {
+            second.clone()
+        };
         let (http, path, key) = (stack.http.clone(), path.clone(), key.clone());
         calls.push(tokio::spawn(async move {
             call_at(&http, &base, "GET", &path, Some(&key), None).await
@@ -34,7 +38,11 @@ async fn two_api_replicas_and_an_auth_worker_asking_at_once_make_one_gettoken() 
     }
     tokens.dedup();
     assert_eq!(tokens.len(), 1, "every caller got the same token");
-    assert_eq!(stack.wecom_calls("gettoken"), 1, "one gettoken for everyone");
+    assert_eq!(
+        stack.wecom_calls("gettoken"),
+        1,
+        "one gettoken for everyone"
+    );
 }
 
 #[tokio::test]
@@ -48,19 +56,32 @@ async fn a_token_invalidated_by_one_caller_is_not_invalidated_again_by_a_second(
         .unwrap()
         .to_owned();
     // WeCom expires the token early: callers now get 42001 with it.
-    stack.sim_ok("POST", "/sim/clock/advance", Some(json!({"secs": 7201}))).await;
+    stack
+        .sim_ok("POST", "/sim/clock/advance", Some(json!({"secs": 7201})))
+        .await;
     let first = stack
-        .post(&format!("{base}/access-token/invalidate"), &key, json!({"access_token": old}))
+        .post(
+            &format!("{base}/access-token/invalidate"),
+            &key,
+            json!({"access_token": old}),
+        )
         .await;
     assert_eq!(first.status, 200, "{:?}", first.body);
     assert_eq!(first.body["invalidated"], true);
     let fresh = first.body["access_token"].as_str().unwrap().to_owned();
     assert_ne!(fresh, old);
     let second = stack
-        .post(&format!("{base}/access-token/invalidate"), &key, json!({"access_token": old}))
+        .post(
+            &format!("{base}/access-token/invalidate"),
+            &key,
+            json!({"access_token": old}),
+        )
         .await;
     assert_eq!(second.status, 200);
-    assert_eq!(second.body["invalidated"], false, "the replacement was kept");
+    assert_eq!(
+        second.body["invalidated"], false,
+        "the replacement was kept"
+    );
     assert_eq!(second.body["access_token"], fresh.as_str());
     assert_eq!(stack.wecom_calls("gettoken"), 2);
 }
@@ -71,7 +92,13 @@ async fn a_revoked_or_suspended_tenant_gets_409_and_no_wecom_call() {
     let (suite_id, corp_id) = stack.tenant(SUITE_ID, "wwacme", 5).await;
     let key = stack.admin_key().await;
     let base = tenant_path(SUITE_ID, "wwacme");
-    assert_eq!(stack.get(&format!("{base}/access-token"), &key).await.status, 200);
+    assert_eq!(
+        stack
+            .get(&format!("{base}/access-token"), &key)
+            .await
+            .status,
+        200
+    );
     let mut conn = stack.db.pool().acquire().await.unwrap();
     store::tenants::set_tenant_status(
         &mut conn,
@@ -91,9 +118,21 @@ async fn a_revoked_or_suspended_tenant_gets_409_and_no_wecom_call() {
     let calls = stack.wecom_calls("gettoken");
     for (method, path, body) in [
         ("GET", format!("{base}/access-token"), None),
-        ("POST", format!("{base}/access-token/invalidate"), Some(json!({"access_token": "t"}))),
-        ("POST", format!("{base}/jssdk-config"), Some(json!({"url": "https://a.example/"}))),
-        ("POST", format!("{base}/oauth/userinfo"), Some(json!({"code": "c"}))),
+        (
+            "POST",
+            format!("{base}/access-token/invalidate"),
+            Some(json!({"access_token": "t"})),
+        ),
+        (
+            "POST",
+            format!("{base}/jssdk-config"),
+            Some(json!({"url": "https://a.example/"})),
+        ),
+        (
+            "POST",
+            format!("{base}/oauth/userinfo"),
+            Some(json!({"code": "c"})),
+        ),
     ] {
         let answer = stack.call(method, &path, Some(&key), body).await;
         assert_eq!(answer.status, 409, "{method} {path}: {:?}", answer.body);
@@ -101,7 +140,12 @@ async fn a_revoked_or_suspended_tenant_gets_409_and_no_wecom_call() {
         assert!(answer.body.get("access_token").is_none());
     }
     assert_eq!(stack.wecom_calls("gettoken"), calls);
-    let unknown = stack.get(&format!("{}/access-token", tenant_path(SUITE_ID, "wwnobody")), &key).await;
+    let unknown = stack
+        .get(
+            &format!("{}/access-token", tenant_path(SUITE_ID, "wwnobody")),
+            &key,
+        )
+        .await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.code(), "tenant-not-found");
 }
@@ -131,7 +175,9 @@ async fn jssdk_signatures_follow_wecom_s_algorithm_with_tickets_fetched_once() {
     let page = "https://app.example.com/orders?id=7&x=a+b";
     let mut answers = Vec::new();
     for _ in 0..3 {
-        let answer = stack.post(&path, &key, json!({"url": format!("{page}#/detail")})).await;
+        let answer = stack
+            .post(&path, &key, json!({"url": format!("{page}#/detail")}))
+            .await;
         assert_eq!(answer.status, 200, "{:?}", answer.body);
         answers.push(answer.body);
     }
@@ -139,8 +185,14 @@ async fn jssdk_signatures_follow_wecom_s_algorithm_with_tickets_fetched_once() {
     assert_eq!(stack.wecom_calls("ticket/get"), 1);
     // The tickets, as the service sees them (they are not in any answer).
     let service = stack.token_service().await;
-    let corp_ticket = service.jsapi_ticket(&suite_id, &corp_id, TicketKind::Corp).await.unwrap();
-    let agent_ticket = service.jsapi_ticket(&suite_id, &corp_id, TicketKind::Agent).await.unwrap();
+    let corp_ticket = service
+        .jsapi_ticket(&suite_id, &corp_id, TicketKind::Corp)
+        .await
+        .unwrap();
+    let agent_ticket = service
+        .jsapi_ticket(&suite_id, &corp_id, TicketKind::Agent)
+        .await
+        .unwrap();
     assert_ne!(corp_ticket.expose(), agent_ticket.expose());
     for body in &answers {
         let text = body.to_string();
@@ -175,10 +227,17 @@ async fn jssdk_signatures_follow_wecom_s_algorithm_with_tickets_fetched_once() {
         suite_id: SUITE_ID.to_owned(),
     };
     let now = stack.sim.clock.now_ms();
-    let world = stack.sim.read();
-    assert!(world.js_ticket_valid(&app, wecom_sim::state::TicketKind::Corp, corp_ticket.expose(), now));
-    assert!(world.js_ticket_valid(&app, wecom_sim::state::TicketKind::Agent, agent_ticket.expose(), now));
-    drop(world);
+    let (corp_valid, agent_valid) = {
+        let world = stack.sim.read();
+        (
+            world.js_ticket_valid(&app, SimTicket::Corp, corp_ticket.expose(), now),
+            world.js_ticket_valid(&app, SimTicket::Agent, agent_ticket.expose(), now),
+        )
+    };
+    assert!(
+        corp_valid && agent_valid,
+        "the tickets signed with are WeCom's current ones"
+    );
     let bad = stack.post(&path, &key, json!({"url": "not a url"})).await;
     assert_eq!(bad.status, 400);
 }
@@ -200,12 +259,20 @@ async fn an_oauth_code_names_the_member_once_and_a_second_use_is_a_clear_400() {
     let first = stack.post(&path, &key, json!({"code": code})).await;
     assert_eq!(first.status, 200, "{:?}", first.body);
     assert_eq!(first.body["userid"], "u000001");
-    assert!(first.body["user_ticket"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        first.body["user_ticket"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
     assert_eq!(first.body["user_ticket_expires_in"], 1800);
     let again = stack.post(&path, &key, json!({"code": code})).await;
     assert_eq!(again.status, 400);
     assert_eq!(again.code(), "invalid-oauth-code");
-    assert_eq!(stack.wecom_calls("auth/getuserinfo"), 2, "the used code was sent once more, not retried");
+    assert_eq!(
+        stack.wecom_calls("auth/getuserinfo"),
+        2,
+        "the used code was sent once more, not retried"
+    );
 
     let outsider = stack
         .sim_ok(
@@ -214,7 +281,9 @@ async fn an_oauth_code_names_the_member_once_and_a_second_use_is_a_clear_400() {
             Some(json!({"openid": "oABC", "external_userid": "wmXYZ"})),
         )
         .await;
-    let answer = stack.post(&path, &key, json!({"code": outsider["code"]})).await;
+    let answer = stack
+        .post(&path, &key, json!({"code": outsider["code"]}))
+        .await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["openid"], "oABC");
     assert_eq!(answer.body["external_userid"], "wmXYZ");
@@ -227,8 +296,12 @@ async fn an_oauth_code_names_the_member_once_and_a_second_use_is_a_clear_400() {
             Some(json!({"userid": "u000001"})),
         )
         .await;
-    stack.sim_ok("POST", "/sim/clock/advance", Some(json!({"secs": 301}))).await;
-    let late = stack.post(&path, &key, json!({"code": expired["code"]})).await;
+    stack
+        .sim_ok("POST", "/sim/clock/advance", Some(json!({"secs": 301})))
+        .await;
+    let late = stack
+        .post(&path, &key, json!({"code": expired["code"]}))
+        .await;
     assert_eq!(late.status, 400);
     assert_eq!(late.code(), "invalid-oauth-code");
 }

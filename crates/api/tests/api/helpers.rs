@@ -24,13 +24,13 @@ pub const OTHER_SUITE: &str = "dkothersuite2";
 const SECRET_KEY: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 
 fn suites() -> Suites {
-    let mut text = String::new();
-    for suite in [SUITE_ID, OTHER_SUITE] {
-        text.push_str(&format!(
-            "[suites.{suite}]\nsuite_secret = \"secret\"\ntoken = \"QDG6eK\"\n\
+    let suite = |id: &str| {
+        format!(
+            "[suites.{id}]\nsuite_secret = \"secret\"\ntoken = \"QDG6eK\"\n\
              encoding_aes_key = \"jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C\"\n"
-        ));
-    }
+        )
+    };
+    let text = suite(SUITE_ID) + &suite(OTHER_SUITE);
     Suites::from_toml(&text).unwrap()
 }
 
@@ -169,7 +169,9 @@ impl Stack {
             None,
         )
         .await;
-        let summary = self.sim_ok("GET", &format!("/sim/corps/{corp}"), None).await;
+        let summary = self
+            .sim_ok("GET", &format!("/sim/corps/{corp}"), None)
+            .await;
         let auth = summary["authorizations"]
             .as_array()
             .unwrap()

@@ -16,7 +16,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tenants"),
     ("get", "/v1/tenants/{suite_id}/{corp_id}"),
     ("get", "/v1/tenants/{suite_id}/{corp_id}/access-token"),
-    ("post", "/v1/tenants/{suite_id}/{corp_id}/access-token/invalidate"),
+    (
+        "post",
+        "/v1/tenants/{suite_id}/{corp_id}/access-token/invalidate",
+    ),
     ("post", "/v1/tenants/{suite_id}/{corp_id}/jssdk-config"),
     ("post", "/v1/tenants/{suite_id}/{corp_id}/oauth/userinfo"),
 ];
@@ -26,8 +29,13 @@ fn check_refs(doc: &Value, value: &Value, at: &str) {
     match value {
         Value::Object(map) => {
             if let Some(Value::String(target)) = map.get("$ref") {
-                let pointer = target.strip_prefix('#').unwrap_or_else(|| panic!("{at}: external $ref {target}"));
-                assert!(doc.pointer(pointer).is_some(), "{at}: $ref {target} does not resolve");
+                let pointer = target
+                    .strip_prefix('#')
+                    .unwrap_or_else(|| panic!("{at}: external $ref {target}"));
+                assert!(
+                    doc.pointer(pointer).is_some(),
+                    "{at}: $ref {target} does not resolve"
+                );
             }
             for (k, v) in map {
                 check_refs(doc, v, &format!("{at}/{k}"));
@@ -44,42 +52,69 @@ async fn the_openapi_document_is_valid_and_lists_exactly_the_served_routes() {
     let answer = stack.call("GET", "/openapi.json", None, None).await;
     assert_eq!(answer.status, 200);
     let doc = answer.body;
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
     assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
-    assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
     check_refs(&doc, &doc, "#");
 
     let mut listed = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             assert!(
-                operation["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                operation["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty()),
                 "{method} {path} has no responses"
             );
             let params: BTreeSet<&str> = operation["parameters"]
                 .as_array()
-                .map(|ps| ps.iter().filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap()).collect())
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
                 .unwrap_or_default();
             for segment in path.split('/').filter(|s| s.starts_with('{')) {
                 let name = segment.trim_matches(|c| c == '{' || c == '}');
-                assert!(params.contains(name), "{method} {path}: path parameter {name} undocumented");
+                assert!(
+                    params.contains(name),
+                    "{method} {path}: path parameter {name} undocumented"
+                );
             }
             if path.starts_with("/v1/") {
-                assert_eq!(operation["security"][0]["api_key"], serde_json::json!([]), "{method} {path}");
+                assert_eq!(
+                    operation["security"][0]["api_key"],
+                    serde_json::json!([]),
+                    "{method} {path}"
+                );
             }
             listed.insert((method.clone(), path.clone()));
         }
     }
-    let expected: BTreeSet<(String, String)> =
-        ROUTES.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned())).collect();
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
     assert_eq!(listed, expected);
 
     // Every listed route is served: with a key, none answers "no such route".
     let key = stack.admin_key().await;
     for (method, path) in &listed {
-        let concrete = path.replace("{suite_id}", SUITE_ID).replace("{corp_id}", "wwnobody");
+        let concrete = path
+            .replace("{suite_id}", SUITE_ID)
+            .replace("{corp_id}", "wwnobody");
         let body = (method == "post").then(|| serde_json::json!({}));
-        let answer = stack.call(&method.to_uppercase(), &concrete, Some(&key), body).await;
+        let answer = stack
+            .call(&method.to_uppercase(), &concrete, Some(&key), body)
+            .await;
         assert_ne!(answer.code(), "no-such-route", "{method} {path}");
     }
 }
@@ -98,10 +133,16 @@ async fn operational_routes_and_problems_for_unknown_routes() {
     assert_eq!(wrong_method.code(), "no-such-route");
     let key = stack.admin_key().await;
     assert_eq!(stack.get("/v1/tenants", &key).await.status, 200);
-    assert_eq!(stack.call("GET", "/v1/tenants", None, None).await.status, 401);
+    assert_eq!(
+        stack.call("GET", "/v1/tenants", None, None).await.status,
+        401
+    );
     let metrics = stack.call("GET", "/metrics", None, None).await;
     let text = metrics.body.as_str().unwrap();
-    let id = store::api_keys::PresentedKey::parse(&key).unwrap().id().to_owned();
+    let id = store::api_keys::PresentedKey::parse(&key)
+        .unwrap()
+        .id()
+        .to_owned();
     assert!(
         text.contains(&format!(
             "daikai_api_requests_total{{key=\"{id}\",outcome=\"ok\",route=\"/v1/tenants\"}} 1"

@@ -36,7 +36,11 @@ async fn tenants_are_paged_with_a_cursor_filtered_and_limited_to_the_key_s_suite
     }
     assert_eq!(pages, 3);
     assert_eq!(seen.len(), 6);
-    assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), 6, "no tenant twice");
+    assert_eq!(
+        seen.iter().collect::<BTreeSet<_>>().len(),
+        6,
+        "no tenant twice"
+    );
 
     let revoked = stack.get("/v1/tenants?status=revoked", &key).await;
     let corps: Vec<&str> = revoked.body["tenants"]
@@ -47,13 +51,21 @@ async fn tenants_are_paged_with_a_cursor_filtered_and_limited_to_the_key_s_suite
         .collect();
     assert_eq!(corps, ["wwother"]);
     assert!(revoked.body["tenants"][0]["revoked_at"].is_string());
-    let by_suite = stack.get(&format!("/v1/tenants?suite_id={OTHER_SUITE}"), &key).await;
+    let by_suite = stack
+        .get(&format!("/v1/tenants?suite_id={OTHER_SUITE}"), &key)
+        .await;
     assert_eq!(by_suite.body["tenants"].as_array().unwrap().len(), 1);
 
     let limited = stack.key(&[Scope::TenantsRead], Some(&[OTHER_SUITE])).await;
     let answer = stack.get("/v1/tenants", &limited).await;
-    assert_eq!(answer.body["tenants"].as_array().unwrap().len(), 1, "only its suite");
-    let refused = stack.get(&format!("/v1/tenants?suite_id={SUITE_ID}"), &limited).await;
+    assert_eq!(
+        answer.body["tenants"].as_array().unwrap().len(),
+        1,
+        "only its suite"
+    );
+    let refused = stack
+        .get(&format!("/v1/tenants?suite_id={SUITE_ID}"), &limited)
+        .await;
     assert_eq!(refused.status, 403);
 
     let bad_cursor = stack.get("/v1/tenants?cursor=nonsense", &key).await;
@@ -88,7 +100,10 @@ async fn one_tenant_shows_its_app_scope_grants_and_times() {
         .iter()
         .map(|g| g.as_str().unwrap())
         .collect();
-    assert!(grants.contains(&"contact:sensitive:user_name"), "{grants:?}");
+    assert!(
+        grants.contains(&"contact:sensitive:user_name"),
+        "{grants:?}"
+    );
     let missing = stack.get(&tenant_path(SUITE_ID, "wwnobody"), &key).await;
     assert_eq!(missing.status, 404);
     let malformed = stack.get(&tenant_path(SUITE_ID, "a%20b"), &key).await;

@@ -142,7 +142,13 @@ impl World {
 
     /// Whether `ticket` is the current, valid ticket of `kind` for the app (tests check a
     /// signature with it).
-    pub fn js_ticket_valid(&self, app: &AppRef, kind: TicketKind, ticket: &str, now_ms: i64) -> bool {
+    pub fn js_ticket_valid(
+        &self,
+        app: &AppRef,
+        kind: TicketKind,
+        ticket: &str,
+        now_ms: i64,
+    ) -> bool {
         let key = (app.corp_id.clone(), app.suite_id.clone(), kind);
         self.creds
             .jsapi
@@ -162,7 +168,10 @@ impl World {
     ) -> Result<String, StateError> {
         let suite_id = self.pick_suite(Some(suite_id))?;
         let corp = self.corp(corp_id)?;
-        if corp.auth(&suite_id).is_none_or(|a| a.status != super::AuthStatus::Active) {
+        if corp
+            .auth(&suite_id)
+            .is_none_or(|a| a.status != super::AuthStatus::Active)
+        {
             return Err(StateError::NotAuthorized {
                 suite_id,
                 corp_id: corp_id.to_owned(),
@@ -254,7 +263,11 @@ mod tests {
         let mut jsapi = JsApi::default();
         let other_app = ("ww1".to_owned(), "dk2".to_owned(), TicketKind::Corp);
         for i in 0..CORP_TICKETS_PER_HOUR {
-            let key = if i % 2 == 0 { key(TicketKind::Corp) } else { other_app.clone() };
+            let key = if i % 2 == 0 {
+                key(TicketKind::Corp)
+            } else {
+                other_app.clone()
+            };
             assert!(jsapi.admit(&key, 0));
         }
         assert!(!jsapi.admit(&other_app, 1));

@@ -39,10 +39,10 @@ pub use contact::{
     UserRef, UserSimpleListResponse,
 };
 pub use envelope::{Envelope, MAX_BODY_BYTES, Status};
-pub use jsapi::{AGENT_CONFIG_TICKET_TYPE, JsapiTicket, OauthUserInfo};
 pub use error::{
     ApiError, CONCURRENCY_LIMIT_BACKOFF, ErrorClass, FREQUENCY_LIMIT_BACKOFF, TokenKind, classify,
 };
+pub use jsapi::{AGENT_CONFIG_TICKET_TYPE, JsapiTicket, OauthUserInfo};
 pub use service::{
     AccessToken, AuthAgent, AuthCorpInfo, AuthInfo, AuthInfoRequest, AuthInfoResponse,
     AuthUserInfo, CorpExName, DealerCorpInfo, PermanentCodeRequest, PermanentCodeV1,
