@@ -23,7 +23,7 @@
 //! revoked and publishes nothing.
 
 use bus::consumer::{HandlerError, Message};
-use bus::{Envelope, Tenant, TenantEvent, TenantStatus};
+use bus::{Envelope, Tenant, TenantEvent};
 use store::tenants;
 use store::{CorpId, SuiteId};
 
@@ -57,13 +57,13 @@ pub(crate) async fn publish_committed(
 /// `tenant.activated` for an active tenant (after create_auth).
 pub(crate) fn activated(tenant: &tenants::Tenant) -> Option<TenantEvent> {
     (tenant.status == tenants::TenantStatus::Active)
-        .then(|| TenantEvent::Activated(bus_tenant(tenant)))
+        .then(|| TenantEvent::Activated(Tenant::from(tenant)))
 }
 
 /// `tenant.changed` for an active tenant (after reset_permanent_code).
 pub(crate) fn changed_if_active(tenant: &tenants::Tenant) -> Option<TenantEvent> {
     (tenant.status == tenants::TenantStatus::Active)
-        .then(|| TenantEvent::Changed(bus_tenant(tenant)))
+        .then(|| TenantEvent::Changed(Tenant::from(tenant)))
 }
 
 /// `tenant.changed` for an active or suspended tenant (after change_auth).
@@ -72,29 +72,13 @@ pub(crate) fn changed(tenant: &tenants::Tenant) -> Option<TenantEvent> {
         tenant.status,
         tenants::TenantStatus::Active | tenants::TenantStatus::Suspended
     )
-    .then(|| TenantEvent::Changed(bus_tenant(tenant)))
+    .then(|| TenantEvent::Changed(Tenant::from(tenant)))
 }
 
 /// `tenant.revoked` for a revoked tenant (after cancel_auth).
 pub(crate) fn revoked(tenant: &tenants::Tenant) -> Option<TenantEvent> {
     (tenant.status == tenants::TenantStatus::Revoked)
-        .then(|| TenantEvent::Revoked(bus_tenant(tenant)))
-}
-
-/// The bus view of a stored tenant.
-fn bus_tenant(row: &tenants::Tenant) -> Tenant {
-    Tenant {
-        suite_id: row.suite_id.clone(),
-        corp_id: row.corp_id.clone(),
-        corp_name: row.corp_name.clone(),
-        agent_id: row.agent_id,
-        status: match row.status {
-            tenants::TenantStatus::Pending => TenantStatus::Pending,
-            tenants::TenantStatus::Active => TenantStatus::Active,
-            tenants::TenantStatus::Suspended => TenantStatus::Suspended,
-            tenants::TenantStatus::Revoked => TenantStatus::Revoked,
-        },
-    }
+        .then(|| TenantEvent::Revoked(Tenant::from(tenant)))
 }
 
 /// Publishes `event` (confirmed), deduplicated on the incoming message's `dedupe_key` and the

@@ -6,6 +6,8 @@
 //! - [`publisher`]: publishing with confirms over a self-healing connection.
 //! - `testkit` (feature `testkit`, for tests): a TCP proxy that cuts or stalls the broker, and
 //!   per-test namespaces.
+//! - `stored` (feature `store`): a stored tenant and its status as the envelope carries them
+//!   (`From` conversions from and to `store::tenants`).
 //!
 //! The consumer loop builds on [`connection`] and [`topology`]; its retry and dead-letter copies
 //! go through the same confirmed publish as the [`publisher`]'s events. Nothing here reads the
@@ -18,6 +20,8 @@ pub mod envelope;
 pub mod publisher;
 pub mod topology;
 
+#[cfg(feature = "store")]
+mod stored;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
