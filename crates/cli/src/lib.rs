@@ -1,6 +1,6 @@
 //! `daikai`, the operator CLI: schema migrations, secret keys and their rotation, and the
 //! operator's view of the running system — `status` as a check, tenants, directory syncs, dead
-//! letters, AuthCodes (docs/operations.md §8 is the reference, §9 the runbooks).
+//! letters, AuthCodes (reference: docs/operations.md §8; runbooks: docs/operations.md §9).
 //!
 //! Why a separate binary: services never change the schema, re-encrypt secrets or replay dead
 //! letters on their own (several replicas and services share one database and broker); those

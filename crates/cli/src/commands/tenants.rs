@@ -353,8 +353,8 @@ fn status_hint(status: &str) -> &'static str {
              (docs/operations.md §9)"
         }
         "suspended" => {
-            " — the corp disabled the app, or WeCom refuses its credentials (docs/operations.md \
-             §9)"
+            " — the corp disabled the app, or WeCom refuses its credentials \
+             (docs/operations.md §9)"
         }
         "revoked" => " — the corp cancelled the authorization; its data is purged",
         _ => "",
