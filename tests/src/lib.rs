@@ -3,7 +3,7 @@
 //! [`Stack`] runs the whole of daikai in-process against the real Postgres and RabbitMQ of the
 //! machine, each test in its own database and AMQP namespace: wecom-sim (WeCom's APIs and its
 //! side of the callbacks), the ingress (real HTTP on port 0, which wecom-sim pushes to), and any
-//! number of auth-worker replicas. Nothing is mocked: a callback travels sim → HTTP → signature
+//! number of auth-worker and contact-sync replicas. Nothing is mocked: a callback travels sim → HTTP → signature
 //! and decryption → broker (confirmed) → worker → Postgres, and the worker calls the sim's APIs.
 //!
 //! Helpers panic instead of returning errors: this crate only runs tests, and a panic with the
@@ -185,6 +185,37 @@ impl Stack {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
         wait_until("the auth worker consumes", || {
+            let consuming = status.is_consuming();
+            async move { consuming }
+        })
+        .await;
+        self.workers.push(Running { shutdown, task });
+    }
+
+    /// Starts one contact-sync replica and waits until it consumes.
+    pub async fn add_contact_sync(&mut self) {
+        let vars: HashMap<&str, String> = [
+            ("DATABASE_URL", self.db_url.clone()),
+            ("AMQP_URL", amqp_url()),
+            (
+                "AMQP_NAMESPACE",
+                self.topology.namespace().as_str().to_owned(),
+            ),
+            ("WECOM_API_BASE", self.sim_base.clone()),
+            ("DAIKAI_SECRET_KEY", SECRET_KEY.to_owned()),
+            ("HEALTH_ADDR", "127.0.0.1:0".to_owned()),
+            ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
+            ("CONTACT_SYNC_PREFETCH", "8".to_owned()),
+            ("LOG_FORMAT", "pretty".to_owned()),
+        ]
+        .into_iter()
+        .collect();
+        let config = contact_sync::Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let app = contact_sync::Application::build(config).await.unwrap();
+        let status = app.consumer_status();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        wait_until("contact sync consumes", || {
             let consuming = status.is_consuming();
             async move { consuming }
         })

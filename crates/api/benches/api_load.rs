@@ -69,8 +69,8 @@ fn args() -> Args {
 #[tokio::main]
 async fn main() {
     let args = args();
-    let admin = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| store::testing::DEFAULT_URL.to_owned());
+    let admin =
+        std::env::var("DATABASE_URL").unwrap_or_else(|_| store::testing::DEFAULT_URL.to_owned());
     let db = TestDatabase::create(&admin).await.unwrap();
     let shutdown = CancellationToken::new();
     let sim_base = start_sim(&shutdown);
@@ -271,9 +271,8 @@ impl Phase {
 }
 
 async fn run_phase(base: &str, path: &str, key: &str, args: &Args) -> Phase {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {base}\r\nAuthorization: Bearer {key}\r\n\r\n"
-    );
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {base}\r\nAuthorization: Bearer {key}\r\n\r\n");
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -320,7 +319,9 @@ async fn exchange(stream: &mut TcpStream, buf: &mut Vec<u8>, request: &[u8]) -> 
         assert!(n > 0, "the API closed the connection");
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end]).unwrap().to_ascii_lowercase();
+            let head = std::str::from_utf8(&buf[..end])
+                .unwrap()
+                .to_ascii_lowercase();
             let length: usize = head
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use wecom::api::{Client, ClientConfig};
 
 use crate::config::Config;
-use crate::health::{self, Probes};
+use crate::health::Probes;
 use crate::metrics::Metrics;
 use crate::state::AuthHandler;
 use crate::sweep::{self, SweepConfig};
@@ -138,7 +138,7 @@ impl Application {
             pool: pool.clone(),
             metrics: metrics.clone(),
         };
-        let (health_addr, server) = health::serve(config.health_addr, probes)?;
+        let (health_addr, server) = runtime::health::serve(config.health_addr, probes)?;
         tracing::info!(
             %health_addr,
             broker = %config.amqp_url,

@@ -12,16 +12,15 @@ use std::time::Duration;
 
 use bus::{BrokerUrl, DEFAULT_AMQP_URL, Namespace};
 pub use runtime::config::{ConfigError, LogFormat};
-use runtime::config::{invalid, parse_or, positive};
+use runtime::config::{invalid, keyring, parse_or, positive};
 use secrecy::SecretString;
-use store::{Keyring, SecretError};
+use store::Keyring;
 use url::Url;
 use wecom::suite::Suites;
 
 /// Default `HEALTH_ADDR`.
 pub const DEFAULT_HEALTH_ADDR: &str = "0.0.0.0:9090";
-/// Default `DATABASE_URL`: the local Postgres with trust auth.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub use runtime::config::DEFAULT_DATABASE_URL;
 /// Longest `INBOX_RETENTION_HOURS`: ten years (Postgres timestamps end, and nothing needs more).
 const MAX_INBOX_RETENTION_HOURS: u64 = 24 * 365 * 10;
 
@@ -114,14 +113,7 @@ impl Config {
         let amqp_namespace = parse_or(&get, "AMQP_NAMESPACE", "", |v| {
             Namespace::parse(v).map_err(|e| e.to_string())
         })?;
-        let wecom_api_base = parse_or(&get, "WECOM_API_BASE", wecom::api::DEFAULT_BASE_URL, |v| {
-            let url = Url::parse(v.trim()).map_err(|e| e.to_string())?;
-            if matches!(url.scheme(), "http" | "https") {
-                Ok(url)
-            } else {
-                Err("must be an http(s) URL".to_owned())
-            }
-        })?;
+        let wecom_api_base = runtime::config::wecom_api_base(&get)?;
         let keyring = keyring(&get)?;
         let health_addr = parse_or(&get, "HEALTH_ADDR", DEFAULT_HEALTH_ADDR, |v| {
             v.trim().parse::<SocketAddr>().map_err(|e| e.to_string())
@@ -176,16 +168,6 @@ impl Config {
             log_filter,
         })
     }
-}
-
-/// `DAIKAI_SECRET_KEY` (required) and `DAIKAI_SECRET_KEYS_PREVIOUS` (optional).
-fn keyring(get: &impl Fn(&str) -> Option<String>) -> Result<Keyring, ConfigError> {
-    let active = get("DAIKAI_SECRET_KEY").ok_or(ConfigError::Missing("DAIKAI_SECRET_KEY"))?;
-    let previous = get("DAIKAI_SECRET_KEYS_PREVIOUS").unwrap_or_default();
-    let refused = |var, error: SecretError| invalid(var, error.to_string());
-    // Parse the active key alone first, so an error names the variable that holds the bad key.
-    Keyring::parse(&active, "").map_err(|e| refused("DAIKAI_SECRET_KEY", e))?;
-    Keyring::parse(&active, &previous).map_err(|e| refused("DAIKAI_SECRET_KEYS_PREVIOUS", e))
 }
 
 #[cfg(test)]

@@ -163,6 +163,8 @@ pub enum TenantEvent {
     Changed(Tenant),
     /// Authorization cancelled: stop and purge.
     Revoked(Tenant),
+    /// An operator asked for a full directory sync now (`daikai sync`).
+    SyncRequested(Tenant),
 }
 
 impl TenantEvent {
@@ -172,13 +174,14 @@ impl TenantEvent {
             Self::Activated(_) => "tenant.activated",
             Self::Changed(_) => "tenant.changed",
             Self::Revoked(_) => "tenant.revoked",
+            Self::SyncRequested(_) => "tenant.sync_requested",
         }
     }
 
     /// The tenant concerned.
     pub fn tenant(&self) -> &Tenant {
         match self {
-            Self::Activated(t) | Self::Changed(t) | Self::Revoked(t) => t,
+            Self::Activated(t) | Self::Changed(t) | Self::Revoked(t) | Self::SyncRequested(t) => t,
         }
     }
 }

@@ -70,6 +70,31 @@ pub fn positive<T: TryFrom<u64>>(value: &str) -> Result<T, String> {
     }
 }
 
+/// Default `DATABASE_URL`: the local Postgres with trust auth.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// `WECOM_API_BASE` (default the real WeCom): an http(s) URL.
+pub fn wecom_api_base(get: &impl Fn(&str) -> Option<String>) -> Result<url::Url, ConfigError> {
+    parse_or(get, "WECOM_API_BASE", wecom::api::DEFAULT_BASE_URL, |v| {
+        let url = url::Url::parse(v.trim()).map_err(|e| e.to_string())?;
+        if matches!(url.scheme(), "http" | "https") {
+            Ok(url)
+        } else {
+            Err("must be an http(s) URL".to_owned())
+        }
+    })
+}
+
+/// `DAIKAI_SECRET_KEY` (required) and `DAIKAI_SECRET_KEYS_PREVIOUS` (optional).
+pub fn keyring(get: &impl Fn(&str) -> Option<String>) -> Result<store::Keyring, ConfigError> {
+    let active = get("DAIKAI_SECRET_KEY").ok_or(ConfigError::Missing("DAIKAI_SECRET_KEY"))?;
+    let previous = get("DAIKAI_SECRET_KEYS_PREVIOUS").unwrap_or_default();
+    let refused = |var, error: store::SecretError| invalid(var, error.to_string());
+    // Parse the active key alone first, so an error names the variable that holds the bad key.
+    store::Keyring::parse(&active, "").map_err(|e| refused("DAIKAI_SECRET_KEY", e))?;
+    store::Keyring::parse(&active, &previous).map_err(|e| refused("DAIKAI_SECRET_KEYS_PREVIOUS", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

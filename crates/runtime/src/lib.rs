@@ -1,9 +1,10 @@
 //! What every daikai service binary shares, so the services read their configuration, log and stop
 //! the same way: configuration errors that name the variable, `LOG_FORMAT`/`RUST_LOG` logging, and
-//! shutdown on SIGINT/SIGTERM. Only binaries and their `Config::from_env` use it; the protocol
+//! shutdown on SIGINT/SIGTERM, and the workers' `/healthz`, `/readyz` and `/metrics` listener. Only binaries and their `Config::from_env` use it; the protocol
 //! and storage libraries stay free of process concerns.
 
 pub mod config;
+pub mod health;
 pub mod shutdown;
 pub mod telemetry;
 

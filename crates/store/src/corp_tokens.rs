@@ -168,3 +168,61 @@ pub async fn invalidate_corp_token(
     .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// When a cached token stops working: a tenant's corp token, or a suite's token (`corp_id`
+/// `None`), without opening it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenExpiry {
+    /// The suite.
+    pub suite_id: SuiteId,
+    /// The corp, for a corp token.
+    pub corp_id: Option<CorpId>,
+    /// When WeCom stops accepting it.
+    pub expires_at: DateTime<Utc>,
+    /// When it was fetched.
+    pub refreshed_at: DateTime<Utc>,
+    /// The database clock when read.
+    pub now: DateTime<Utc>,
+}
+
+/// Every cached suite and corp token that expires before `now + within` (expired ones too),
+/// soonest first (`daikai status`).
+pub async fn tokens_expiring_within(
+    conn: &mut PgConnection,
+    within: std::time::Duration,
+) -> Result<Vec<TokenExpiry>, StoreError> {
+    type Row = (
+        SuiteId,
+        Option<CorpId>,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        DateTime<Utc>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "select suite_id, corp_id, expires_at, refreshed_at, now from (
+           select suite_id, corp_id, expires_at, refreshed_at, clock_timestamp() as now
+             from corp_tokens
+           union all
+           select suite_id, null, suite_token_expires_at, suite_token_refreshed_at,
+                  clock_timestamp()
+             from suites where suite_token_expires_at is not null
+         ) t
+         where expires_at < now + make_interval(secs => $1)
+         order by expires_at",
+    )
+    .bind(within.as_secs_f64())
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(suite_id, corp_id, expires_at, refreshed_at, now)| TokenExpiry {
+                suite_id,
+                corp_id,
+                expires_at,
+                refreshed_at,
+                now,
+            },
+        )
+        .collect())
+}

@@ -15,6 +15,7 @@
 //! | `auth_codes` | [`auth_codes`] | every AuthCode from arrival to exchanged/failed |
 //! | `corp_tokens` | [`corp_tokens`] | cached corp access token per tenant |
 //! | `inbox` | [`inbox`] | (consumer, dedupe_key) already applied |
+//! | `directory_*`, `sync_runs`, `directory_sync`, `api_quota` | [`directory`] | the mirrored client directories, full-sync runs, shared WeCom call budgets |
 //! | `api_keys` | [`api_keys`] | the provider API's keys: hashes, scopes, suites, revocation |
 //! | `jsapi_tickets` | [`jsapi_tickets`] | cached JS-SDK tickets (corp and agent) per tenant |
 //!
@@ -106,6 +107,7 @@
 pub mod api_keys;
 pub mod auth_codes;
 pub mod corp_tokens;
+pub mod directory;
 mod error;
 mod ids;
 pub mod inbox;
@@ -123,4 +125,10 @@ pub use error::StoreError;
 pub use ids::{CorpId, SuiteId};
 pub use schema::{MIGRATOR, MigrationReport, SchemaError, check_schema, latest_version, migrate};
 pub use sealed::CachedToken;
+
+/// Whether the database answers `select 1` within `timeout` (readiness probes).
+pub async fn ping(pool: &sqlx::PgPool, timeout: std::time::Duration) -> bool {
+    let query = sqlx::query("select 1").execute(pool);
+    matches!(tokio::time::timeout(timeout, query).await, Ok(Ok(_)))
+}
 pub use secret::{KeyId, Keyring, Sealed, SecretBox, SecretContext, SecretError, SecretKey};

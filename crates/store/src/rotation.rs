@@ -297,3 +297,37 @@ async fn reseal_batch(
     }
     Ok((seen, rewritten))
 }
+
+/// [`rotate_secrets`] that reports each committed batch as `on_batch(column, rewritten)`, for
+/// the progress `daikai rotate-secrets` shows. Every batch is committed on its own, so an
+/// interrupted rotation loses nothing: running it again re-seals only what is left.
+pub async fn rotate_secrets_with_progress(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    batch: i64,
+    mut on_batch: impl FnMut(&'static str, u64),
+) -> Result<Vec<Resealed>, StoreError> {
+    let batch = batch.max(1);
+    let mut report = Vec::with_capacity(COLUMNS.len());
+    for column in COLUMNS {
+        let mut count = 0;
+        loop {
+            let mut tx = pool.begin().await?;
+            let (seen, done) = reseal_batch(&mut tx, secrets, column, batch).await?;
+            tx.commit().await?;
+            count += done;
+            if done > 0 {
+                on_batch(column.label, done);
+            }
+            // as in rotate_secrets: a short batch is the last, an empty one races old writers
+            if seen < batch || done == 0 {
+                break;
+            }
+        }
+        report.push(Resealed {
+            column: column.label,
+            count,
+        });
+    }
+    Ok(report)
+}

@@ -649,6 +649,16 @@ fn strip_secret_keys(value: &mut Value) -> usize {
     }
 }
 
+/// The tenant with this surrogate id.
+pub async fn tenant_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<Tenant>, StoreError> {
+    let row: Option<TenantRow> =
+        sqlx::query_as(&format!("select {COLUMNS} from tenants where id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(Tenant::try_from).transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
