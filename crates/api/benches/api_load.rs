@@ -254,15 +254,15 @@ impl Phase {
     fn print(mut self, name: &str, cpu_ticks: u64) {
         self.latencies.sort_unstable();
         let n = self.latencies.len();
-        let at = |q: f64| self.latencies[((n as f64 * q) as usize).min(n - 1)];
+        let at = |percent: usize| self.latencies[(n * percent / 100).min(n - 1)];
         let ticks_per_sec = 100.0;
         println!(
             "{name}: {n} requests in {:.1} s = {:.0}/s; p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
              {} non-200; daikai-api CPU {:.0} µs/request",
             self.elapsed.as_secs_f64(),
             n as f64 / self.elapsed.as_secs_f64(),
-            at(0.5).as_secs_f64() * 1e3,
-            at(0.99).as_secs_f64() * 1e3,
+            at(50).as_secs_f64() * 1e3,
+            at(99).as_secs_f64() * 1e3,
             self.latencies[n - 1].as_secs_f64() * 1e3,
             self.errors,
             cpu_ticks as f64 / ticks_per_sec / n as f64 * 1e6,
