@@ -34,9 +34,13 @@ async fn onboarding() {
     stack.add_contact_sync().await;
     stack.push_ticket().await;
     let corp = "wwonboarding01";
-    let spec = json!({"corp_id": corp, "users": users, "departments": users / 40, "tags": 10, "seed": 3});
+    let spec =
+        json!({"corp_id": corp, "users": users, "departments": users / 40, "tags": 10, "seed": 3});
     let created = reqwest::Client::new()
-        .post(format!("{}/sim/corps", stack.sim_base.trim_end_matches('/')))
+        .post(format!(
+            "{}/sim/corps",
+            stack.sim_base.trim_end_matches('/')
+        ))
         .json(&spec)
         .send()
         .await
@@ -44,11 +48,15 @@ async fn onboarding() {
     assert!(created.status().is_success());
     let started = Instant::now();
     stack.authorize(corp).await;
-    let tenant = stack.wait_tenant(corp, |t| t.status == TenantStatus::Active).await;
+    let tenant = stack
+        .wait_tenant(corp, |t| t.status == TenantStatus::Active)
+        .await;
     let active = started.elapsed();
     let run = loop {
         let mut conn = stack.pool().acquire().await.unwrap();
-        let runs = store::directory::runs::recent_runs(&mut conn, tenant.id, 1).await.unwrap();
+        let runs = store::directory::runs::recent_runs(&mut conn, tenant.id, 1)
+            .await
+            .unwrap();
         if let Some(run) = runs.into_iter().find(|r| r.status == "completed") {
             break run;
         }
