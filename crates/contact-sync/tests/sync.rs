@@ -51,6 +51,7 @@ async fn a_full_sync_mirrors_exactly_what_the_app_may_see() {
     .unwrap();
     assert_eq!(mobiles, 0);
     worker.stop().await;
+    bench.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,6 +99,7 @@ async fn duplicated_shuffled_events_from_two_consumers_during_a_full_sync_conver
         bench.assert_converges(&corp, tenant).await;
         first.stop().await;
         second.stop().await;
+        bench.close().await;
     }
 }
 
@@ -213,6 +215,7 @@ async fn a_killed_replica_s_run_is_resumed_where_it_stopped() {
     );
     bench.assert_converges("wwlarge0001", tenant).await;
     rescuer.stop().await;
+    bench.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,6 +262,7 @@ async fn reconciliation_finds_and_fixes_drift_from_lost_callbacks() {
     );
     bench.assert_converges("wwdrift0001", tenant).await;
     worker.stop().await;
+    bench.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,6 +317,7 @@ async fn narrowing_and_widening_the_scope_and_grants_follow_the_api() {
     bench.assert_converges("wwscope0001", tenant).await;
     assert_eq!(bench.counts(tenant).await.users, whole.users);
     worker.stop().await;
+    bench.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,6 +370,7 @@ async fn revocation_purges_the_directory_and_later_events_are_not_applied() {
         store::directory::Counts::default()
     );
     worker.stop().await;
+    bench.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,4 +406,5 @@ async fn a_full_sync_under_busy_and_rate_limit_bursts_slows_down_and_completes()
     );
     assert!(run.rate_limit_waits >= 0);
     worker.stop().await;
+    bench.close().await;
 }

@@ -112,6 +112,22 @@ impl Bench {
         let _ = connection.close(0, "done".into()).await;
     }
 
+    /// Deletes this test's queues and database (stop the workers first).
+    pub async fn close(self) {
+        let connection = bus::connect(&test_support::broker_url(), "contact-sync-tests-cleanup")
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        Topology::new(self.namespace.clone())
+            .delete(&channel)
+            .await
+            .unwrap();
+        let _ = connection.close(0, "done".into()).await;
+        self.publisher.close().await;
+        self.sim_stop.cancel();
+        self.db.drop_database().await.unwrap();
+    }
+
     pub fn config(&self) -> Config {
         let vars = [
             ("DATABASE_URL", self.db.url().to_owned()),
@@ -318,12 +334,6 @@ impl Bench {
             .sim(reqwest::Method::GET, "/sim/stats", Value::Null)
             .await;
         stats["api_calls"][api].as_u64().unwrap_or(0)
-    }
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        self.sim_stop.cancel();
     }
 }
 
