@@ -6,13 +6,16 @@
 //! `--seconds` each:
 //! - **access-token**: `GET /v1/tenants/{suite}/{corp}/access-token` with the cache warm (one
 //!   `gettoken` before the phase; the phase itself reads the shared cache in Postgres: key
-//!   check, rate limit, one cached-token read and its decryption per request).
+//!   check, rate limit, one cached-token read and its decryption per request);
+//! - **member**: `GET /v1/tenants/{suite}/{corp}/members/{userid}` over a mirrored directory of
+//!   `--members` members (written from the simulator's answers, as contact sync writes them),
+//!   each connection cycling through every userid.
 //!
 //! Prints, per phase: requests, rate, p50/p99/max latency, non-200 answers, the API's CPU per
 //! request; and the API's RSS (idle, after load, peak). Run:
 //!
 //! ```text
-//! cargo bench -p api --bench api_load -- [--seconds 10] [--concurrency 32]
+//! cargo bench -p api --bench api_load -- [--seconds 10] [--concurrency 32] [--members 10000]
 //! ```
 //!
 //! `API_*` and `RUST_LOG` variables set for the bench are passed to the API (e.g.
@@ -43,12 +46,14 @@ const SECRET_KEY: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 struct Args {
     seconds: u64,
     concurrency: usize,
+    members: usize,
 }
 
 fn args() -> Args {
     let mut args = Args {
         seconds: 10,
         concurrency: 32,
+        members: 10_000,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -56,6 +61,7 @@ fn args() -> Args {
         match argv[i].as_str() {
             "--seconds" => args.seconds = argv[i + 1].parse().unwrap(),
             "--concurrency" => args.concurrency = argv[i + 1].parse().unwrap(),
+            "--members" => args.members = argv[i + 1].parse().unwrap(),
             _ => {
                 i += 1;
                 continue;
@@ -75,8 +81,9 @@ async fn main() {
     let shutdown = CancellationToken::new();
     let sim_base = start_sim(&shutdown);
     let http = reqwest::Client::new();
-    let code = authorize(&http, &sim_base).await;
+    let code = authorize(&http, &sim_base, args.members).await;
     let key = seed(&db, &code).await;
+    let userids = mirror(&db, &sim_base).await;
 
     let port = free_port();
     let mut api = start_api(&db, &sim_base, port);
@@ -98,9 +105,17 @@ async fn main() {
         args.concurrency, args.seconds
     );
     let cpu_before = cpu_ticks(pid);
-    let phase = run_phase(&base, &path, &key, &args).await;
+    let phase = run_phase(&base, &[path], &key, &args).await;
     let cpu = cpu_ticks(pid) - cpu_before;
     phase.print("access-token (cache warm)", cpu);
+    let paths: Vec<String> = userids
+        .iter()
+        .map(|u| format!("/v1/tenants/{SUITE_ID}/{CORP_ID}/members/{u}"))
+        .collect();
+    let cpu_before = cpu_ticks(pid);
+    let phase = run_phase(&base, &paths, &key, &args).await;
+    let cpu = cpu_ticks(pid) - cpu_before;
+    phase.print(&format!("member lookup ({} members)", userids.len()), cpu);
     println!(
         "daikai-api RSS: idle {} MiB, after load {} MiB, peak {} MiB",
         idle / 1024,
@@ -133,7 +148,7 @@ fn start_sim(shutdown: &CancellationToken) -> String {
 }
 
 /// Creates and authorizes the corp in the simulator; its permanent code and agent id.
-async fn authorize(http: &reqwest::Client, sim: &str) -> (String, i64) {
+async fn authorize(http: &reqwest::Client, sim: &str, members: usize) -> (String, i64) {
     for _ in 0..200 {
         if http.get(format!("{sim}/healthz")).send().await.is_ok() {
             break;
@@ -146,7 +161,7 @@ async fn authorize(http: &reqwest::Client, sim: &str) -> (String, i64) {
     };
     post(
         format!("{sim}/sim/corps"),
-        json!({"corp_id": CORP_ID, "users": 10, "seed": 7}),
+        json!({"corp_id": CORP_ID, "users": members, "seed": 7}),
     )
     .await;
     post(
@@ -202,6 +217,56 @@ async fn seed(db: &TestDatabase, (code, agent_id): &(String, i64)) -> String {
     .await
     .unwrap();
     key.key.expose_secret().to_owned()
+}
+
+/// Writes the corp's directory to the mirror from the simulator's answers (departments and
+/// `user/list` of each); the userids.
+async fn mirror(db: &TestDatabase, sim: &str) -> Vec<String> {
+    let client =
+        wecom::api::Client::new(wecom::api::ClientConfig::new(sim.parse().unwrap())).unwrap();
+    let keyring = store::Keyring::parse(SECRET_KEY, "").unwrap();
+    let tokens = tokens::TokenService::new(
+        db.pool().clone(),
+        client.clone(),
+        store::SecretBox::new(keyring),
+    );
+    let (suite_id, corp_id) = (
+        SuiteId::parse(SUITE_ID).unwrap(),
+        CorpId::parse(CORP_ID).unwrap(),
+    );
+    let token = tokens.corp_token(&suite_id, &corp_id).await.unwrap();
+    let departments = client.department_list(token.expose(), None).await.unwrap();
+    let mut users = std::collections::BTreeMap::new();
+    for department in &departments {
+        for user in client
+            .user_list(token.expose(), department.id)
+            .await
+            .unwrap()
+        {
+            users.insert(user.userid.to_string(), user);
+        }
+    }
+    let mut conn = db.pool().acquire().await.unwrap();
+    let tenant = store::tenants::tenant(&mut conn, &suite_id, &corp_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let observation = store::directory::Observation {
+        tenant_id: tenant.id,
+        observed_at: store::directory::observation_time(&mut conn).await.unwrap(),
+        run: None,
+        wecom_time: None,
+    };
+    store::directory::departments::upsert_departments(&mut conn, &observation, &departments)
+        .await
+        .unwrap();
+    let all: Vec<wecom::api::User> = users.values().cloned().collect();
+    for chunk in all.chunks(1000) {
+        store::directory::users::upsert_users(&mut conn, &observation, chunk)
+            .await
+            .unwrap();
+    }
+    users.into_keys().collect()
 }
 
 fn free_port() -> u16 {
@@ -270,14 +335,21 @@ impl Phase {
     }
 }
 
-async fn run_phase(base: &str, path: &str, key: &str, args: &Args) -> Phase {
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {base}\r\nAuthorization: Bearer {key}\r\n\r\n");
+/// Every connection sends requests for `paths` in turn, each starting at its own offset.
+async fn run_phase(base: &str, paths: &[String], key: &str, args: &Args) -> Phase {
+    let requests: Vec<String> = paths
+        .iter()
+        .map(|path| {
+            format!("GET {path} HTTP/1.1\r\nHost: {base}\r\nAuthorization: Bearer {key}\r\n\r\n")
+        })
+        .collect();
+    let requests = std::sync::Arc::new(requests);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
-        let (base, request) = (base.to_owned(), request.clone());
+    for connection in 0..args.concurrency {
+        let (base, requests) = (base.to_owned(), requests.clone());
+        let mut next = connection * requests.len() / args.concurrency;
         tasks.push(tokio::spawn(async move {
             let mut stream = TcpStream::connect(&base).await.unwrap();
             stream.set_nodelay(true).unwrap();
@@ -285,6 +357,8 @@ async fn run_phase(base: &str, path: &str, key: &str, args: &Args) -> Phase {
             let mut latencies = Vec::new();
             let mut errors = 0;
             while Instant::now() < deadline {
+                let request = &requests[next % requests.len()];
+                next += 1;
                 let sent = Instant::now();
                 let status = exchange(&mut stream, &mut buf, request.as_bytes()).await;
                 latencies.push(sent.elapsed());

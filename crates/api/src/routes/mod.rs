@@ -3,9 +3,11 @@
 //!
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` (no key);
 //! - [`tenants`]: the tenant list and one tenant;
-//! - [`credentials`]: the corp access token, its invalidation, JS-SDK signatures, member logins.
+//! - [`credentials`]: the corp access token, its invalidation, JS-SDK signatures, member logins;
+//! - [`directory`]: the mirrored directory.
 
 pub mod credentials;
+pub mod directory;
 pub mod ops;
 pub mod tenants;
 
@@ -31,7 +33,12 @@ pub fn configure(cfg: &mut ServiceConfig<'_>) {
         .service(credentials::access_token)
         .service(credentials::invalidate)
         .service(credentials::jssdk_config)
-        .service(credentials::oauth_userinfo);
+        .service(credentials::oauth_userinfo)
+        .service(directory::departments)
+        .service(directory::department_members)
+        .service(directory::members)
+        .service(directory::member)
+        .service(directory::tags);
 }
 
 /// `{suite_id}/{corp_id}` of a tenant route.
@@ -42,6 +49,11 @@ pub struct TenantPath {
 }
 
 impl TenantPath {
+    /// A tenant path from its parts.
+    pub fn new(suite_id: String, corp_id: String) -> Self {
+        Self { suite_id, corp_id }
+    }
+
     /// The ids, parsed (400 when malformed).
     pub fn ids(&self) -> Result<(SuiteId, CorpId), Problem> {
         let suite_id = SuiteId::parse(self.suite_id.as_str())

@@ -173,7 +173,7 @@ pub async fn list(
     }))
 }
 
-/// One tenant, with what the corp granted the app.
+/// One tenant, with what the corp granted the app and the state of its mirrored directory.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantDetail {
     /// The tenant.
@@ -183,6 +183,8 @@ pub struct TenantDetail {
     /// WeCom answers `agent/get_permissions` now; absent unless the tenant is active and WeCom
     /// answered.
     field_grants: Option<Vec<String>>,
+    /// The mirrored directory: its size and its last full sync.
+    directory: super::directory::DirectoryStatus,
 }
 
 /// One tenant: status, corp, app, scope and grants, lifecycle times, the directory mirror.
@@ -233,8 +235,10 @@ pub async fn show(
     } else {
         None
     };
+    let directory = super::directory::status(&state, tenant.id).await?;
     Ok(web::Json(TenantDetail {
         tenant: TenantView::of(&tenant),
         field_grants,
+        directory,
     }))
 }

@@ -30,6 +30,31 @@ fn routes(tenant: &str) -> Vec<(&'static str, String, Scope, Option<Value>)> {
             Scope::Login,
             Some(json!({"code": "abc"})),
         ),
+        (
+            "GET",
+            format!("{tenant}/departments"),
+            Scope::DirectoryRead,
+            None,
+        ),
+        (
+            "GET",
+            format!("{tenant}/departments/1/members"),
+            Scope::DirectoryRead,
+            None,
+        ),
+        (
+            "GET",
+            format!("{tenant}/members"),
+            Scope::DirectoryRead,
+            None,
+        ),
+        (
+            "GET",
+            format!("{tenant}/members/u000001"),
+            Scope::DirectoryRead,
+            None,
+        ),
+        ("GET", format!("{tenant}/tags"), Scope::DirectoryRead, None),
     ]
 }
 
@@ -158,7 +183,7 @@ async fn a_key_over_its_rate_limit_gets_429_with_retry_after_and_others_do_not()
 }
 
 #[tokio::test]
-async fn a_key_used_is_marked_used_and_never_reaches_a_log_line_or_a_column() {
+async fn a_key_used_is_marked_used_and_its_secret_reaches_no_column() {
     let stack = start().await;
     let key = stack.admin_key().await;
     assert_eq!(stack.get("/v1/tenants", &key).await.status, 200);

@@ -3,6 +3,7 @@
 
 mod auth;
 mod credentials;
+mod directory;
 mod helpers;
 mod openapi;
 mod tenants;

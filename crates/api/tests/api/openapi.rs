@@ -22,6 +22,14 @@ const ROUTES: &[(&str, &str)] = &[
     ),
     ("post", "/v1/tenants/{suite_id}/{corp_id}/jssdk-config"),
     ("post", "/v1/tenants/{suite_id}/{corp_id}/oauth/userinfo"),
+    ("get", "/v1/tenants/{suite_id}/{corp_id}/departments"),
+    (
+        "get",
+        "/v1/tenants/{suite_id}/{corp_id}/departments/{department_id}/members",
+    ),
+    ("get", "/v1/tenants/{suite_id}/{corp_id}/members"),
+    ("get", "/v1/tenants/{suite_id}/{corp_id}/members/{userid}"),
+    ("get", "/v1/tenants/{suite_id}/{corp_id}/tags"),
 ];
 
 /// Every `$ref` in `value` resolves inside `doc`.

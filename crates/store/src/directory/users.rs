@@ -351,7 +351,7 @@ struct UserRow {
 /// The tenant's live members in WeCom's `user/get` shape, ordered by userid. Readers of the
 /// mirror (tests comparing with WeCom, the provider API) rebuild members through this.
 pub async fn read_users(conn: &mut PgConnection, tenant_id: i64) -> Result<Vec<User>, StoreError> {
-    read_where(conn, tenant_id, None, None).await
+    read_where(conn, tenant_id, &Filter::default(), None).await
 }
 
 /// One page of live members with userid greater than `after`, ordered by userid.
@@ -361,13 +361,59 @@ pub async fn read_users_page(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<User>, StoreError> {
-    read_where(conn, tenant_id, after, Some(limit)).await
+    let filter = Filter {
+        after,
+        ..Filter::default()
+    };
+    read_where(conn, tenant_id, &filter, Some(limit)).await
+}
+
+/// One page of the live members of any of `departments` (a member of several counts once), with
+/// userid greater than `after`, ordered by userid (the provider API's members of a department).
+pub async fn read_department_users_page(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    departments: &[DepartmentId],
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<User>, StoreError> {
+    let departments: Vec<i64> = departments.iter().map(|d| d.get()).collect();
+    let filter = Filter {
+        after,
+        departments: Some(&departments),
+        user: None,
+    };
+    read_where(conn, tenant_id, &filter, Some(limit)).await
+}
+
+/// One live member, if the mirror has them.
+pub async fn read_user(
+    conn: &mut PgConnection,
+    tenant_id: i64,
+    user_id: &UserId,
+) -> Result<Option<User>, StoreError> {
+    let filter = Filter {
+        user: Some(user_id.as_str()),
+        ..Filter::default()
+    };
+    Ok(read_where(conn, tenant_id, &filter, Some(1)).await?.pop())
+}
+
+/// Which live members [`read_where`] reads.
+#[derive(Default)]
+struct Filter<'a> {
+    /// Userids greater than this.
+    after: Option<&'a str>,
+    /// Only members of one of these departments.
+    departments: Option<&'a [i64]>,
+    /// Only this member.
+    user: Option<&'a str>,
 }
 
 async fn read_where(
     conn: &mut PgConnection,
     tenant_id: i64,
-    after: Option<&str>,
+    filter: &Filter<'_>,
     limit: Option<i64>,
 ) -> Result<Vec<User>, StoreError> {
     let rows: Vec<UserRow> = sqlx::query_as(
@@ -383,12 +429,19 @@ async fn read_where(
                       where m.tenant_id = u.tenant_id and m.user_id = u.user_id order by m.position) as leaders
          from directory_users u
          where u.tenant_id = $1 and u.deleted_at is null and ($2::text is null or u.user_id > $2)
+           and ($4::bigint[] is null or exists (
+                select 1 from directory_user_departments m
+                where m.tenant_id = u.tenant_id and m.user_id = u.user_id
+                  and m.department_id = any($4)))
+           and ($5::text is null or u.user_id = $5)
          order by u.user_id
          limit $3",
     )
     .bind(tenant_id)
-    .bind(after)
+    .bind(filter.after)
     .bind(limit)
+    .bind(filter.departments)
+    .bind(filter.user)
     .fetch_all(conn)
     .await?;
     rows.into_iter().map(UserRow::into_user).collect()
