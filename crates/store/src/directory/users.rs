@@ -410,40 +410,71 @@ struct Filter<'a> {
     user: Option<&'a str>,
 }
 
+/// The columns of a member and its memberships, in `user/get` order.
+const USER_SELECT: &str = "select u.user_id, u.open_userid, u.name, u.position, u.mobile, u.gender,
+        u.email, u.biz_mail, u.avatar, u.thumb_avatar, u.telephone, u.alias, u.address, u.qr_code,
+        u.main_department, u.direct_leaders, u.status, u.extattr, u.external_position,
+        u.external_profile,
+        array(select m.department_id from directory_user_departments m
+              where m.tenant_id = u.tenant_id and m.user_id = u.user_id order by m.position) as departments,
+        array(select m.sort_order from directory_user_departments m
+              where m.tenant_id = u.tenant_id and m.user_id = u.user_id order by m.position) as orders,
+        array(select m.is_leader from directory_user_departments m
+              where m.tenant_id = u.tenant_id and m.user_id = u.user_id order by m.position) as leaders
+    from directory_users u";
+
+/// Reads the live members `filter` selects, ordered by userid. The statement names only the
+/// conditions in use, so each shape gets its own plan: a single member is a primary-key lookup,
+/// not a scan of the tenant's members under a generic plan.
 async fn read_where(
     conn: &mut PgConnection,
     tenant_id: i64,
     filter: &Filter<'_>,
     limit: Option<i64>,
 ) -> Result<Vec<User>, StoreError> {
-    let rows: Vec<UserRow> = sqlx::query_as(
-        "select u.user_id, u.open_userid, u.name, u.position, u.mobile, u.gender, u.email,
-                u.biz_mail, u.avatar, u.thumb_avatar, u.telephone, u.alias, u.address, u.qr_code,
-                u.main_department, u.direct_leaders, u.status, u.extattr, u.external_position,
-                u.external_profile,
-                array(select m.department_id from directory_user_departments m
-                      where m.tenant_id = u.tenant_id and m.user_id = u.user_id order by m.position) as departments,
-                array(select m.sort_order from directory_user_departments m
-                      where m.tenant_id = u.tenant_id and m.user_id = u.user_id order by m.position) as orders,
-                array(select m.is_leader from directory_user_departments m
-                      where m.tenant_id = u.tenant_id and m.user_id = u.user_id order by m.position) as leaders
-         from directory_users u
-         where u.tenant_id = $1 and u.deleted_at is null and ($2::text is null or u.user_id > $2)
-           and ($4::bigint[] is null or exists (
-                select 1 from directory_user_departments m
-                where m.tenant_id = u.tenant_id and m.user_id = u.user_id
-                  and m.department_id = any($4)))
-           and ($5::text is null or u.user_id = $5)
-         order by u.user_id
-         limit $3",
-    )
-    .bind(tenant_id)
-    .bind(filter.after)
-    .bind(limit)
-    .bind(filter.departments)
-    .bind(filter.user)
-    .fetch_all(conn)
-    .await?;
+    let mut conditions = vec![
+        "u.tenant_id = $1".to_owned(),
+        "u.deleted_at is null".to_owned(),
+    ];
+    let mut next = 2;
+    let mut placeholder = || {
+        let p = format!("${next}");
+        next += 1;
+        p
+    };
+    if filter.user.is_some() {
+        conditions.push(format!("u.user_id = {}", placeholder()));
+    }
+    if filter.after.is_some() {
+        conditions.push(format!("u.user_id > {}", placeholder()));
+    }
+    if filter.departments.is_some() {
+        conditions.push(format!(
+            "exists (select 1 from directory_user_departments m
+                     where m.tenant_id = u.tenant_id and m.user_id = u.user_id
+                       and m.department_id = any({}))",
+            placeholder()
+        ));
+    }
+    let limit_clause = limit.map_or_else(String::new, |_| format!(" limit {}", placeholder()));
+    let sql = format!(
+        "{USER_SELECT} where {} order by u.user_id{limit_clause}",
+        conditions.join(" and ")
+    );
+    let mut query = sqlx::query_as::<_, UserRow>(&sql).bind(tenant_id);
+    if let Some(user) = filter.user {
+        query = query.bind(user);
+    }
+    if let Some(after) = filter.after {
+        query = query.bind(after);
+    }
+    if let Some(departments) = filter.departments {
+        query = query.bind(departments);
+    }
+    if let Some(limit) = limit {
+        query = query.bind(limit);
+    }
+    let rows = query.fetch_all(conn).await?;
     rows.into_iter().map(UserRow::into_user).collect()
 }
 
