@@ -129,7 +129,14 @@ async fn bench() {
 
     // 2. Incremental: queue the events with no consumer, then drain them with two replicas.
     stop(&mut worker);
-    let total = queue_updates(&http, &sim_base, &publisher, users, events).await;
+    let members: Vec<String> = sqlx::query_scalar(
+        "select user_id from directory_users where tenant_id = $1 and deleted_at is null",
+    )
+    .bind(tenant.id)
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    let total = queue_updates(&http, &sim_base, &publisher, &members, events).await;
     let mut replicas = [
         spawn_worker(db.url(), &namespace, &sim_base, 19192),
         spawn_worker(db.url(), &namespace, &sim_base, 19193),
@@ -278,20 +285,27 @@ async fn queue_updates(
     http: &reqwest::Client,
     sim_base: &str,
     publisher: &Publisher,
-    users: u64,
+    members: &[String],
     events: u64,
 ) -> u64 {
     use futures_util::StreamExt;
     let started = Instant::now();
     let published = futures_util::stream::iter(0..events)
         .map(|i| async move {
-            let userid = format!("u{:06}", 1 + (i * 7919) % users);
-            let answer = post(
-                http,
-                &format!("{sim_base}/sim/corps/{CORP}/users/{userid}?push=false"),
-                &json!({"position": format!("p{i}")}),
-            )
-            .await;
+            let userid = &members[usize::try_from(i * 7919).unwrap() % members.len()];
+            let url = format!("{sim_base}/sim/corps/{CORP}/users/{userid}?push=false");
+            let response = http
+                .patch(url)
+                .json(&json!({"position": format!("p{i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "{userid}: {}",
+                response.status()
+            );
+            let answer: Value = response.json().await.unwrap();
             let Ok(change) = serde_json::from_value::<ContactChange>(answer["change"].clone())
             else {
                 return 0;
