@@ -129,13 +129,7 @@ async fn bench() {
 
     // 2. Incremental: queue the events with no consumer, then drain them with two replicas.
     stop(&mut worker);
-    let members: Vec<String> = sqlx::query_scalar(
-        "select user_id from directory_users where tenant_id = $1 and deleted_at is null",
-    )
-    .bind(tenant.id)
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
+    let members = mirrored_members(&db, tenant.id).await;
     let total = queue_updates(&http, &sim_base, &publisher, &members, events).await;
     let mut replicas = [
         spawn_worker(db.url(), &namespace, &sim_base, 19192),
@@ -161,6 +155,17 @@ async fn bench() {
     for replica in &mut replicas {
         stop(replica);
     }
+}
+
+/// The userids the full import wrote: the members the incremental events update.
+async fn mirrored_members(db: &store::testing::TestDatabase, tenant_id: i64) -> Vec<String> {
+    sqlx::query_scalar(
+        "select user_id from directory_users where tenant_id = $1 and deleted_at is null",
+    )
+    .bind(tenant_id)
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
 }
 
 fn start_sim() -> (String, tokio_util::sync::CancellationToken) {
