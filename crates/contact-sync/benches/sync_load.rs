@@ -129,7 +129,8 @@ async fn bench() {
 
     // 2. Incremental: queue the events with no consumer, then drain them with two replicas.
     stop(&mut worker);
-    let total = queue_updates(&http, &sim_base, &publisher, users, events).await;
+    let members = mirrored_members(&db, tenant.id).await;
+    let total = queue_updates(&http, &sim_base, &publisher, &members, events).await;
     let mut replicas = [
         spawn_worker(db.url(), &namespace, &sim_base, 19192),
         spawn_worker(db.url(), &namespace, &sim_base, 19193),
@@ -154,6 +155,17 @@ async fn bench() {
     for replica in &mut replicas {
         stop(replica);
     }
+}
+
+/// The userids the full import wrote: the members the incremental events update.
+async fn mirrored_members(db: &store::testing::TestDatabase, tenant_id: i64) -> Vec<String> {
+    sqlx::query_scalar(
+        "select user_id from directory_users where tenant_id = $1 and deleted_at is null",
+    )
+    .bind(tenant_id)
+    .fetch_all(db.pool())
+    .await
+    .unwrap()
 }
 
 fn start_sim() -> (String, tokio_util::sync::CancellationToken) {
@@ -192,8 +204,8 @@ fn spawn_worker(database_url: &str, namespace: &Namespace, sim_base: &str, port:
         .env("WECOM_API_BASE", sim_base)
         .env("DAIKAI_SECRET_KEY", SECRET_KEY)
         .env("HEALTH_ADDR", format!("127.0.0.1:{port}"))
-        .env("CONTACT_SYNC_PREFETCH", "64")
-        .env("DATABASE_MAX_CONNECTIONS", "140")
+        .env("CONTACT_SYNC_PREFETCH", "16")
+        .env("DATABASE_MAX_CONNECTIONS", "40")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -278,20 +290,27 @@ async fn queue_updates(
     http: &reqwest::Client,
     sim_base: &str,
     publisher: &Publisher,
-    users: u64,
+    members: &[String],
     events: u64,
 ) -> u64 {
     use futures_util::StreamExt;
     let started = Instant::now();
     let published = futures_util::stream::iter(0..events)
         .map(|i| async move {
-            let userid = format!("u{:06}", 1 + (i * 7919) % users);
-            let answer = post(
-                http,
-                &format!("{sim_base}/sim/corps/{CORP}/users/{userid}?push=false"),
-                &json!({"position": format!("p{i}")}),
-            )
-            .await;
+            let userid = &members[usize::try_from(i * 7919).unwrap() % members.len()];
+            let url = format!("{sim_base}/sim/corps/{CORP}/users/{userid}?push=false");
+            let response = http
+                .patch(url)
+                .json(&json!({"position": format!("p{i}")}))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "{userid}: {}",
+                response.status()
+            );
+            let answer: Value = response.json().await.unwrap();
             let Ok(change) = serde_json::from_value::<ContactChange>(answer["change"].clone())
             else {
                 return 0;

@@ -21,7 +21,7 @@ pub mod users;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use crate::error::StoreError;
 
@@ -99,29 +99,46 @@ pub async fn sweep_unseen(
     run: i64,
     run_started_at: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    // Each statement deletes the unseen rows and, by their ids, what references them from tags
+    // (tag rows cascade to their members themselves).
+    let statements = [
+        "with gone as (
+           delete from directory_users
+           where tenant_id = $1 and seen_run is distinct from $2 and observed_at < $3
+           returning user_id, deleted_at is null as live
+         ),
+         untagged as (
+           delete from directory_tag_users t using gone
+           where t.tenant_id = $1 and t.user_id = gone.user_id
+         )
+         select count(*) filter (where live) from gone",
+        "with gone as (
+           delete from directory_departments
+           where tenant_id = $1 and seen_run is distinct from $2 and observed_at < $3
+           returning department_id, deleted_at is null as live
+         ),
+         untagged as (
+           delete from directory_tag_departments t using gone
+           where t.tenant_id = $1 and t.department_id = gone.department_id
+         )
+         select count(*) filter (where live) from gone",
+        "with gone as (
+           delete from directory_tags
+           where tenant_id = $1 and seen_run is distinct from $2 and observed_at < $3
+           returning deleted_at is null as live
+         )
+         select count(*) filter (where live) from gone",
+    ];
     let mut removed = 0;
-    for table in ["directory_users", "directory_departments", "directory_tags"] {
-        let done = sqlx::query(&format!(
-            "delete from {table}
-             where tenant_id = $1 and seen_run is distinct from $2 and observed_at < $3
-             returning deleted_at is null as live"
-        ))
-        .bind(tenant_id)
-        .bind(run)
-        .bind(run_started_at)
-        .fetch_all(&mut *conn)
-        .await?;
-        let live: Vec<bool> = done.iter().map(|row| row.get("live")).collect();
-        removed += live.iter().filter(|live| **live).count() as u64;
+    for statement in statements {
+        let live: i64 = sqlx::query_scalar(statement)
+            .bind(tenant_id)
+            .bind(run)
+            .bind(run_started_at)
+            .fetch_one(&mut *conn)
+            .await?;
+        removed += u64::try_from(live).unwrap_or(0);
     }
-    sqlx::query(
-        "delete from directory_tag_users t where tenant_id = $1
-         and not exists (select 1 from directory_users u
-                         where u.tenant_id = t.tenant_id and u.user_id = t.user_id and u.deleted_at is null)",
-    )
-    .bind(tenant_id)
-    .execute(&mut *conn)
-    .await?;
     Ok(removed)
 }
 
