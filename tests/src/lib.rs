@@ -240,7 +240,8 @@ impl Stack {
 
     /// WeCom pushes a fresh suite ticket through the ingress; waits until it is stored.
     pub async fn push_ticket(&self) {
-        let (issued, pending) = self.sim.push_ticket(Some(SUITE_ID), PUSH_AND_WAIT).unwrap();
+        let suite = test_support::suite(SUITE_ID);
+        let (issued, pending) = self.sim.push_ticket(Some(&suite), PUSH_AND_WAIT).unwrap();
         assert!(delivered(pending).await.iter().all(|r| r.delivered));
         wait_for("the ticket is stored", || async {
             let stored: Option<i64> = sqlx::query_scalar(
@@ -265,7 +266,7 @@ impl Stack {
             ..CorpSpec::default()
         };
         let (summary, _) = self.sim.create_corp(&spec, PushOpts::default()).unwrap();
-        summary.corp_id
+        summary.corp_id.into()
     }
 
     /// The corp admin scans the template QR: WeCom pushes create_auth through the ingress.
@@ -273,9 +274,14 @@ impl Stack {
     pub async fn authorize(&self, corp_id: &str) -> (i64, Vec<DeliveryReport>) {
         let (granted, pending) = self
             .sim
-            .authorize(corp_id, Some(SUITE_ID), None, PUSH_AND_WAIT)
+            .authorize(
+                &test_support::corp(corp_id),
+                Some(&test_support::suite(SUITE_ID)),
+                None,
+                PUSH_AND_WAIT,
+            )
             .unwrap();
-        (granted.agentid, delivered(pending).await)
+        (granted.agentid.get(), delivered(pending).await)
     }
 
     /// The tenant row of `corp_id`, if any.

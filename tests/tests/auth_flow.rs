@@ -63,8 +63,8 @@ async fn the_whole_lifecycle_survives_wecom_delivering_every_push_twice() {
     let (_, pending) = stack
         .sim
         .change_scope(
-            &corp,
-            Some(SUITE_ID),
+            &test_support::corp(&corp),
+            Some(&test_support::suite(SUITE_ID)),
             ScopeChange {
                 scope: Some(scope),
                 permissions: None,
@@ -79,7 +79,11 @@ async fn the_whole_lifecycle_survives_wecom_delivering_every_push_twice() {
 
     let (_, pending) = stack
         .sim
-        .reset_secret(&corp, Some(SUITE_ID), PUSH_AND_WAIT)
+        .reset_secret(
+            &test_support::corp(&corp),
+            Some(&test_support::suite(SUITE_ID)),
+            PUSH_AND_WAIT,
+        )
         .unwrap();
     delivered(pending).await;
     let rotated = stack
@@ -91,7 +95,11 @@ async fn the_whole_lifecycle_survives_wecom_delivering_every_push_twice() {
 
     let (_, pending) = stack
         .sim
-        .cancel(&corp, Some(SUITE_ID), PUSH_AND_WAIT)
+        .cancel(
+            &test_support::corp(&corp),
+            Some(&test_support::suite(SUITE_ID)),
+            PUSH_AND_WAIT,
+        )
         .unwrap();
     delivered(pending).await;
     let revoked = stack

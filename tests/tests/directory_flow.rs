@@ -63,7 +63,11 @@ async fn a_tenant_s_directory_follows_wecom_from_authorization_to_removal() {
     // The corp removes the app: the directory is purged.
     let (_, pending) = stack
         .sim
-        .cancel(corp, Some(SUITE_ID), PUSH_AND_WAIT)
+        .cancel(
+            &test_support::corp(corp),
+            Some(&test_support::suite(SUITE_ID)),
+            PUSH_AND_WAIT,
+        )
         .unwrap();
     daikai_tests::delivered(pending).await;
     wait_until("the directory is purged", || async {

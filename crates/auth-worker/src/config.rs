@@ -208,7 +208,7 @@ mod tests {
         assert_eq!(c.amqp_namespace.as_str(), "");
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.keyring.key_ids()[0].as_str(), "k1");
-        assert!(c.suites.get("dk1").is_some());
+        assert!(c.suites.get(&"dk1".parse().unwrap()).is_some());
     }
 
     #[test]

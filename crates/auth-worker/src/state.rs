@@ -62,7 +62,7 @@ impl AuthHandler {
     /// The suite's id and secret; an unconfigured suite is a configuration error: dead-letter
     /// (replay once the worker knows the suite).
     pub(crate) fn suite(&self, suite_id: &SuiteId) -> Result<Suite, WorkerError> {
-        let config = self.suites.get(suite_id.as_str()).ok_or_else(|| {
+        let config = self.suites.get(suite_id).ok_or_else(|| {
             HandlerError::permanent(format!(
                 "suite {suite_id} is not configured in this worker (DAIKAI_SUITES_FILE / \
                  WECOM_SUITE_ID)"

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 
 use chrono::TimeDelta;
 use sqlx::PgPool;
+use store::SuiteId;
 use store::inbox::Pruned;
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +38,7 @@ pub const PRUNE_MAX_BATCHES: u32 = 20;
 #[derive(Debug, Clone)]
 pub(crate) struct SweepConfig {
     /// The configured suites, for the ticket-missing gauge.
-    pub(crate) suite_ids: Vec<String>,
+    pub(crate) suite_ids: Vec<SuiteId>,
     /// `AUTH_WORKER_SWEEP_SECS`.
     pub(crate) interval: std::time::Duration,
     /// `INBOX_RETENTION_HOURS`.
@@ -124,7 +125,7 @@ pub(crate) async fn prune_inbox(
 pub(crate) async fn refresh_ticket_ages(
     pool: &PgPool,
     metrics: &Metrics,
-    suite_ids: &[String],
+    suite_ids: &[SuiteId],
     stale: &mut BTreeSet<String>,
 ) -> Result<(), store::StoreError> {
     let mut conn = pool.acquire().await?;
@@ -132,7 +133,7 @@ pub(crate) async fn refresh_ticket_ages(
     for suite_id in suite_ids {
         let has_ticket = statuses
             .iter()
-            .any(|s| s.suite_id.as_str() == suite_id && s.wecom_time.is_some());
+            .any(|s| s.suite_id == *suite_id && s.wecom_time.is_some());
         metrics
             .ticket_missing
             .with_label_values(&[suite_id.as_str()])

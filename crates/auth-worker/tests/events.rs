@@ -168,7 +168,11 @@ async fn reset_permanent_code_rotates_the_secret_and_drops_the_cached_corp_token
 
     let (granted, _) = h
         .sim
-        .reset_secret(&corp, Some(SUITE_ID), common::NO_PUSH)
+        .reset_secret(
+            &test_support::corp(&corp),
+            Some(&suite_id()),
+            common::NO_PUSH,
+        )
         .unwrap();
     let reset = Event::ResetPermanentCode(ResetPermanentCode {
         suite_id: SUITE_ID.parse().unwrap(),
@@ -209,8 +213,8 @@ async fn change_auth_rereads_the_scope_and_publishes_tenant_changed() {
     let scope: Scope = serde_json::from_value(serde_json::json!({"departments": [2]})).unwrap();
     h.sim
         .change_scope(
-            &corp,
-            Some(SUITE_ID),
+            &test_support::corp(&corp),
+            Some(&suite_id()),
             ScopeChange {
                 scope: Some(scope),
                 permissions: None,
@@ -252,7 +256,11 @@ async fn change_auth_suspends_a_tenant_whose_app_wecom_refuses() {
     // The app is removed in WeCom, but the cancel_auth push is lost: the next change_auth finds
     // WeCom refusing the tenant's secret.
     h.sim
-        .cancel(&corp, Some(SUITE_ID), common::NO_PUSH)
+        .cancel(
+            &test_support::corp(&corp),
+            Some(&suite_id()),
+            common::NO_PUSH,
+        )
         .unwrap();
     let change = Event::ChangeAuth(ChangeAuth {
         suite_id: SUITE_ID.parse().unwrap(),
@@ -297,7 +305,11 @@ async fn change_auth_follows_the_app_being_disabled_and_enabled_again() {
 
     // The admin disables the app: agent/get answers close=1, the directory APIs 50003.
     h.sim
-        .disable(&corp, Some(SUITE_ID), common::NO_PUSH)
+        .disable(
+            &test_support::corp(&corp),
+            Some(&suite_id()),
+            common::NO_PUSH,
+        )
         .unwrap();
     h.publish(&change_auth(h.sim.clock.now_secs() + 1)).await;
     let tenant = h
@@ -323,7 +335,11 @@ async fn change_auth_follows_the_app_being_disabled_and_enabled_again() {
 
     // Re-enabled: the next change_auth brings the tenant back.
     h.sim
-        .enable(&corp, Some(SUITE_ID), common::NO_PUSH)
+        .enable(
+            &test_support::corp(&corp),
+            Some(&suite_id()),
+            common::NO_PUSH,
+        )
         .unwrap();
     h.publish(&change_auth(h.sim.clock.now_secs() + 2)).await;
     let tenant = h
@@ -364,7 +380,11 @@ async fn cancel_auth_revokes_the_tenant_and_deletes_its_secret_and_tokens() {
     assert_eq!(count(&h, "corp_tokens").await, 1);
 
     h.sim
-        .cancel(&corp, Some(SUITE_ID), common::NO_PUSH)
+        .cancel(
+            &test_support::corp(&corp),
+            Some(&suite_id()),
+            common::NO_PUSH,
+        )
         .unwrap();
     let cancel = Event::CancelAuth(CancelAuth {
         suite_id: SUITE_ID.parse().unwrap(),

@@ -507,7 +507,11 @@ async fn revocation_wins_within_one_second_whatever_the_order() {
 
     // A reinstall one second later is proven by its newer TimeStamp.
     h.sim
-        .cancel(&other, Some(SUITE_ID), common::NO_PUSH)
+        .cancel(
+            &test_support::corp(&other),
+            Some(&common::suite_id()),
+            common::NO_PUSH,
+        )
         .unwrap();
     let (again, _) = h.authorize(&other);
     let Event::CreateAuth(mut again) = again else {
@@ -539,13 +543,21 @@ async fn identical_change_auth_pushes_each_settle_the_tenant() {
     let xml = change.to_xml();
 
     h.sim
-        .disable(&corp, Some(SUITE_ID), common::NO_PUSH)
+        .disable(
+            &test_support::corp(&corp),
+            Some(&common::suite_id()),
+            common::NO_PUSH,
+        )
         .unwrap();
     h.publish_raw(&change, &xml).await;
     h.wait_tenant(&corp, |t| t.status == TenantStatus::Suspended)
         .await;
     h.sim
-        .enable(&corp, Some(SUITE_ID), common::NO_PUSH)
+        .enable(
+            &test_support::corp(&corp),
+            Some(&common::suite_id()),
+            common::NO_PUSH,
+        )
         .unwrap();
     let second = h.publish_raw(&change, &xml).await;
     let tenant = h

@@ -104,7 +104,14 @@ async fn no_secret_reaches_a_column_or_a_log_line() {
     let tokens = h.token_service().await;
     let first_token = tokens.corp_token(&suite_id(), &corp_id).await.unwrap();
 
-    let (reset, _) = h.sim.reset_secret(&corp, Some(SUITE_ID), NO_PUSH).unwrap();
+    let (reset, _) = h
+        .sim
+        .reset_secret(
+            &test_support::corp(&corp),
+            Some(&common::suite_id()),
+            NO_PUSH,
+        )
+        .unwrap();
     h.publish(&Event::ResetPermanentCode(ResetPermanentCode {
         suite_id: SUITE_ID.parse().unwrap(),
         auth_code: reset.auth_code.parse().unwrap(),

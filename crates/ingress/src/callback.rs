@@ -232,7 +232,7 @@ impl Authenticator {
         let mut keys = HashMap::with_capacity(suites.len());
         for suite in suites.iter() {
             keys.insert(
-                suite.suite_id.clone(),
+                suite.suite_id.to_string(),
                 SuiteKeys {
                     template: suite.callback_crypto()?,
                     app: suite.app_callback_crypto()?,

@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.amqp_namespace.as_str(), "");
         assert!(c.provider_corp_id.is_none());
-        assert!(c.suites.get("dk1").is_some());
+        assert!(c.suites.get(&"dk1".parse().unwrap()).is_some());
     }
 
     #[test]

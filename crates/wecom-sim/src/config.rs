@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use url::Url;
+use wecom::ids::CorpId;
 use wecom::suite::{SuiteConfig, SuiteConfigError, Suites};
 
 use crate::faults::{FaultConfig, RateLimit};
@@ -33,7 +34,7 @@ pub struct SimConfig {
     /// Default directory seed, and the seed of fault and delivery draws (`SIM_SEED`, default 42).
     pub seed: u64,
     /// The provider's corp id (`WECOM_PROVIDER_CORP_ID`).
-    pub provider_corp_id: String,
+    pub provider_corp_id: CorpId,
     /// The provider secret for `get_provider_token` (`SIM_PROVIDER_SECRET`; unset refuses it).
     pub provider_secret: Option<String>,
     /// Token, ticket and AuthCode lifetimes.
@@ -49,6 +50,10 @@ pub struct SimConfig {
 }
 
 impl Default for SimConfig {
+    #[expect(
+        clippy::expect_used,
+        reason = "the default provider corp id is a valid constant"
+    )]
     fn default() -> Self {
         Self {
             addr: SocketAddr::from(([0, 0, 0, 0], 8090)),
@@ -56,7 +61,7 @@ impl Default for SimConfig {
             ticket_interval: Duration::from_secs(600),
             ticket_on_start: true,
             seed: 42,
-            provider_corp_id: "wwprovider0000000".to_owned(),
+            provider_corp_id: CorpId::parse("wwprovider0000000").expect("a valid corp id"),
             provider_secret: None,
             ttl: Ttls::default(),
             delivery: DeliveryConfig::default(),
@@ -118,7 +123,7 @@ struct FileConfig {
     ticket_interval_secs: Option<u64>,
     ticket_on_start: Option<bool>,
     seed: Option<u64>,
-    provider_corp_id: Option<String>,
+    provider_corp_id: Option<CorpId>,
     provider_secret: Option<String>,
     ttl: Option<Ttls>,
     delivery: Option<DeliveryConfig>,
@@ -206,8 +211,8 @@ impl SimConfig {
         if let Some(secs) = env_parse::<u64>(lookup, "SIM_TICKET_INTERVAL_SECS")? {
             self.ticket_interval = Duration::from_secs(secs);
         }
-        if let Some((_, id)) = var("WECOM_PROVIDER_CORP_ID") {
-            self.provider_corp_id = id;
+        if let Some((key, id)) = var("WECOM_PROVIDER_CORP_ID") {
+            self.provider_corp_id = parse_value(key, &id)?;
         }
         if let Some((_, secret)) = var("SIM_PROVIDER_SECRET") {
             self.provider_secret = Some(secret);
@@ -529,7 +534,10 @@ mod tests {
         // Inline suites win over the environment form.
         assert_eq!(config.suites.len(), 1);
         assert_eq!(config.suites[0].suite_id, "dkfile");
-        assert_eq!(config.corps[0].corp_id.as_deref(), Some("wwdemo"));
+        assert_eq!(
+            config.corps[0].corp_id.as_ref().map(CorpId::as_str),
+            Some("wwdemo")
+        );
     }
 
     #[test]

@@ -55,6 +55,7 @@ use std::time::Duration;
 
 use actix_web::{App as ActixApp, HttpResponse, HttpServer, web};
 use tokio_util::sync::CancellationToken;
+use wecom::ids::{CorpId, SuiteId};
 
 pub use config::{ConfigError, SimConfig};
 pub use sim::{PushOpts, Sim};
@@ -98,7 +99,7 @@ pub struct App {
     dispatcher: Dispatcher,
     ticket_interval: Duration,
     ticket_on_start: bool,
-    authorize_at_start: Vec<(String, AuthorizeWith, Option<String>)>,
+    authorize_at_start: Vec<(CorpId, AuthorizeWith, Option<String>)>,
 }
 
 /// Builds the simulator: state, corps of the configuration (seeded), and the bound listener.
@@ -212,35 +213,32 @@ fn join(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io:
 fn start_up(
     sim: &Sim,
     ticket_on_start: bool,
-    authorize: &[(String, AuthorizeWith, Option<String>)],
+    authorize: &[(CorpId, AuthorizeWith, Option<String>)],
 ) {
     if ticket_on_start {
         push_tickets(sim);
     }
     for (corp_id, with, state) in authorize {
-        let suites: Vec<Option<String>> = match with {
+        let suites: Vec<Option<SuiteId>> = match with {
             AuthorizeWith::Flag(false) => Vec::new(),
             AuthorizeWith::Flag(true) => vec![None],
             AuthorizeWith::Suites(ids) => ids.iter().cloned().map(Some).collect(),
         };
         for suite in suites {
-            if let Err(err) = sim.authorize(
-                corp_id,
-                suite.as_deref(),
-                state.clone(),
-                PushOpts::default(),
-            ) {
-                tracing::error!(corp_id, error = %err, "cannot authorize at start");
+            if let Err(err) =
+                sim.authorize(corp_id, suite.as_ref(), state.clone(), PushOpts::default())
+            {
+                tracing::error!(%corp_id, error = %err, "cannot authorize at start");
             }
         }
     }
 }
 
 fn push_tickets(sim: &Sim) {
-    let suites: Vec<String> = sim.read().suites().map(|s| s.suite_id.clone()).collect();
+    let suites: Vec<SuiteId> = sim.read().suites().map(|s| s.suite_id.clone()).collect();
     for suite_id in suites {
         if let Err(err) = sim.push_ticket(Some(&suite_id), PushOpts::default()) {
-            tracing::error!(suite_id, error = %err, "cannot issue suite ticket");
+            tracing::error!(%suite_id, error = %err, "cannot issue suite ticket");
         }
     }
 }

@@ -13,7 +13,7 @@ use wecom::event::{
     ResetPermanentCode, SuiteTicket, TagChange,
 };
 
-use wecom::ids::{AgentId, CorpId, DepartmentId, TagId, UserId};
+use wecom::ids::{AgentId, CorpId, DepartmentId, SuiteId, TagId, UserId};
 use wecom::suite::SuiteConfig;
 
 use crate::clock::Clock;
@@ -145,7 +145,7 @@ impl Sim {
         let n = self.corps_created.fetch_add(1, Ordering::Relaxed) + 1;
         let corp_id = match &spec.corp_id {
             Some(id) => check_corp_id(id)?,
-            None => self.generated_corp_id(n),
+            None => self.generated_corp_id(n)?,
         };
         if self.read().has_corp(&corp_id) {
             return Err(StateError::CorpExists(corp_id).into());
@@ -169,7 +169,7 @@ impl Sim {
             .write()
             .add_corp(&corp_id, &name, spec, seeded, directory)?
             .summary();
-        let suites: Vec<String> = match &spec.authorize {
+        let suites: Vec<SuiteId> = match &spec.authorize {
             None | Some(AuthorizeWith::Flag(false)) => Vec::new(),
             Some(AuthorizeWith::Flag(true)) => vec![self.read().pick_suite(None)?],
             Some(AuthorizeWith::Suites(ids)) => ids.clone(),
@@ -187,16 +187,16 @@ impl Sim {
         Ok((summary, pending))
     }
 
-    fn generated_corp_id(&self, n: u64) -> String {
+    fn generated_corp_id(&self, n: u64) -> Result<CorpId, ControlError> {
         let mut rng = SplitMix64::new(self.seed ^ n.wrapping_mul(0x2545_F491_4F6C_DD1D));
-        format!("ww{:016x}", rng.next_u64())
+        id(&format!("ww{:016x}", rng.next_u64()))
     }
 
     /// A corp admin scans the template QR: the app is installed and create_auth is pushed.
     pub fn authorize(
         &self,
-        corp_id: &str,
-        suite: Option<&str>,
+        corp_id: &CorpId,
+        suite: Option<&SuiteId>,
         state: Option<String>,
         opts: PushOpts,
     ) -> Result<(AuthGranted, Vec<Pending>), ControlError> {
@@ -205,7 +205,7 @@ impl Sim {
         let suite_id = world.pick_suite(suite)?;
         let granted = world.authorize(corp_id, &suite_id, state.clone(), now)?;
         let event = Event::CreateAuth(CreateAuth {
-            suite_id: id(&suite_id)?,
+            suite_id: suite_id.clone(),
             auth_code: id(&granted.auth_code)?,
             timestamp: now.div_euclid(1000),
             state,
@@ -217,9 +217,9 @@ impl Sim {
         Ok((
             AuthGranted {
                 suite_id,
-                corp_id: corp_id.to_owned(),
+                corp_id: corp_id.clone(),
                 auth_code: granted.auth_code,
-                agentid: granted.agent_id.get(),
+                agentid: granted.agent_id,
             },
             pending,
         ))
@@ -228,8 +228,8 @@ impl Sim {
     /// The provider's 「重新获取secret」: new secret, reset_permanent_code pushed.
     pub fn reset_secret(
         &self,
-        corp_id: &str,
-        suite: Option<&str>,
+        corp_id: &CorpId,
+        suite: Option<&SuiteId>,
         opts: PushOpts,
     ) -> Result<(AuthGranted, Vec<Pending>), ControlError> {
         let now = self.clock.now_ms();
@@ -237,7 +237,7 @@ impl Sim {
         let suite_id = world.pick_suite(suite)?;
         let granted = world.reset_secret(corp_id, &suite_id, now)?;
         let event = Event::ResetPermanentCode(ResetPermanentCode {
-            suite_id: id(&suite_id)?,
+            suite_id: suite_id.clone(),
             auth_code: id(&granted.auth_code)?,
             timestamp: now.div_euclid(1000),
         });
@@ -247,9 +247,9 @@ impl Sim {
         Ok((
             AuthGranted {
                 suite_id,
-                corp_id: corp_id.to_owned(),
+                corp_id: corp_id.clone(),
                 auth_code: granted.auth_code,
-                agentid: granted.agent_id.get(),
+                agentid: granted.agent_id,
             },
             pending,
         ))
@@ -258,17 +258,17 @@ impl Sim {
     /// The corp removes the app: cancel_auth pushed.
     pub fn cancel(
         &self,
-        corp_id: &str,
-        suite: Option<&str>,
+        corp_id: &CorpId,
+        suite: Option<&SuiteId>,
         opts: PushOpts,
-    ) -> Result<(String, Vec<Pending>), ControlError> {
+    ) -> Result<(SuiteId, Vec<Pending>), ControlError> {
         let now = self.clock.now_ms();
         let mut world = self.write();
         let suite_id = world.pick_suite(suite)?;
         world.cancel(corp_id, &suite_id)?;
         let event = Event::CancelAuth(CancelAuth {
-            suite_id: id(&suite_id)?,
-            auth_corp_id: id(corp_id)?,
+            suite_id: suite_id.clone(),
+            auth_corp_id: corp_id.clone(),
             timestamp: now.div_euclid(1000),
         });
         let pending = self.push_to_suite(&world, &suite_id, &event, opts);
@@ -279,8 +279,8 @@ impl Sim {
     /// named suite's).
     pub fn change_scope(
         &self,
-        corp_id: &str,
-        suite: Option<&str>,
+        corp_id: &CorpId,
+        suite: Option<&SuiteId>,
         change: ScopeChange,
         opts: PushOpts,
     ) -> Result<(CorpSummary, Vec<Pending>), ControlError> {
@@ -291,7 +291,7 @@ impl Sim {
         }
         world.change_scope(corp_id, change.scope, change.permissions)?;
         let corp = world.corp(corp_id)?;
-        let suites: Vec<String> = corp
+        let suites: Vec<SuiteId> = corp
             .active_auths()
             .map(|a| a.suite_id.clone())
             .filter(|s| suite.is_none_or(|wanted| wanted == s))
@@ -299,7 +299,7 @@ impl Sim {
         let summary = corp.summary();
         let mut pending = Vec::new();
         for suite_id in suites {
-            let event = change_auth(&suite_id, corp_id, now)?;
+            let event = change_auth(&suite_id, corp_id, now);
             pending.extend(self.push_to_suite(&world, &suite_id, &event, opts));
         }
         Ok((summary, pending))
@@ -309,8 +309,8 @@ impl Sim {
     /// answers `close: 1` and the other app APIs 50003 until [`Sim::enable`]; change_auth pushed.
     pub fn disable(
         &self,
-        corp_id: &str,
-        suite: Option<&str>,
+        corp_id: &CorpId,
+        suite: Option<&SuiteId>,
         opts: PushOpts,
     ) -> Result<(AppSwitched, Vec<Pending>), ControlError> {
         self.switch_app(corp_id, suite, true, opts)
@@ -319,8 +319,8 @@ impl Sim {
     /// The corp admin re-enables a disabled app: change_auth pushed.
     pub fn enable(
         &self,
-        corp_id: &str,
-        suite: Option<&str>,
+        corp_id: &CorpId,
+        suite: Option<&SuiteId>,
         opts: PushOpts,
     ) -> Result<(AppSwitched, Vec<Pending>), ControlError> {
         self.switch_app(corp_id, suite, false, opts)
@@ -328,8 +328,8 @@ impl Sim {
 
     fn switch_app(
         &self,
-        corp_id: &str,
-        suite: Option<&str>,
+        corp_id: &CorpId,
+        suite: Option<&SuiteId>,
         disabled: bool,
         opts: PushOpts,
     ) -> Result<(AppSwitched, Vec<Pending>), ControlError> {
@@ -337,12 +337,12 @@ impl Sim {
         let mut world = self.write();
         let suite_id = world.pick_suite(suite)?;
         let agentid = world.set_disabled(corp_id, &suite_id, disabled)?;
-        let event = change_auth(&suite_id, corp_id, now)?;
+        let event = change_auth(&suite_id, corp_id, now);
         let pending = self.push_to_suite(&world, &suite_id, &event, opts);
         Ok((
             AppSwitched {
                 suite_id,
-                corp_id: corp_id.to_owned(),
+                corp_id: corp_id.clone(),
                 agentid,
                 disabled,
             },
@@ -353,7 +353,7 @@ impl Sim {
     /// Issues a suite ticket and pushes it.
     pub fn push_ticket(
         &self,
-        suite: Option<&str>,
+        suite: Option<&SuiteId>,
         opts: PushOpts,
     ) -> Result<(TicketIssued, Vec<Pending>), ControlError> {
         let now = self.clock.now_ms();
@@ -361,7 +361,7 @@ impl Sim {
         let suite_id = world.pick_suite(suite)?;
         let ticket = world.issue_ticket(&suite_id, now)?;
         let event = Event::SuiteTicket(SuiteTicket {
-            suite_id: id(&suite_id)?,
+            suite_id: suite_id.clone(),
             suite_ticket: id(&ticket)?,
             timestamp: now.div_euclid(1000),
         });
@@ -382,7 +382,7 @@ impl Sim {
     /// that can see the entity (before or after the change), redacted for the corp's grants.
     pub fn mutate(
         &self,
-        corp_id: &str,
+        corp_id: &CorpId,
         mutation: Mutation,
         opts: PushOpts,
     ) -> Result<MutationOutcome, ControlError> {
@@ -425,7 +425,7 @@ impl Sim {
             let event = Event::ChangeContact(ChangeContact {
                 framing: Framing::App,
                 suite_id: None,
-                auth_corp_id: CorpId::parse(corp.id.as_str()).ok(),
+                auth_corp_id: Some(corp.id.clone()),
                 from_user_name: Some("sys".to_owned()),
                 agent_id: None,
                 time: Some(now_secs),
@@ -447,7 +447,7 @@ impl Sim {
     fn push_to_suite(
         &self,
         world: &World,
-        suite_id: &str,
+        suite_id: &SuiteId,
         event: &Event,
         opts: PushOpts,
     ) -> Vec<Pending> {
@@ -455,7 +455,7 @@ impl Sim {
             return Vec::new();
         }
         let destination = Destination::Suite {
-            suite_id: suite_id.to_owned(),
+            suite_id: suite_id.clone(),
         };
         let crypto = world.suite(suite_id).map(SuiteConfig::callback_crypto);
         self.seal_and_queue(event, destination, crypto, opts)
@@ -498,22 +498,22 @@ impl Sim {
 #[derive(Debug, Clone, Serialize)]
 pub struct AuthGranted {
     /// The suite.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The corp.
-    pub corp_id: String,
+    pub corp_id: CorpId,
     /// The single-use AuthCode (also pushed, unless `push=false`).
     pub auth_code: String,
     /// The app's agentid.
-    pub agentid: i64,
+    pub agentid: AgentId,
 }
 
 /// The answer to disable and enable.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppSwitched {
     /// The suite.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The corp.
-    pub corp_id: String,
+    pub corp_id: CorpId,
     /// The app's agentid.
     pub agentid: AgentId,
     /// Whether the app is now disabled.
@@ -524,7 +524,7 @@ pub struct AppSwitched {
 #[derive(Debug, Clone, Serialize)]
 pub struct TicketIssued {
     /// The suite.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The ticket (also pushed, unless `push=false`).
     pub suite_ticket: String,
     /// Its WeCom `TimeStamp`.
@@ -544,14 +544,14 @@ pub struct ScopeChange {
 }
 
 /// The change_auth WeCom pushes when an admin changes an app's scope, grants or enablement.
-fn change_auth(suite_id: &str, corp_id: &str, now_ms: i64) -> Result<Event, ControlError> {
-    Ok(Event::ChangeAuth(ChangeAuth {
-        suite_id: id(suite_id)?,
-        auth_corp_id: id(corp_id)?,
+fn change_auth(suite_id: &SuiteId, corp_id: &CorpId, now_ms: i64) -> Event {
+    Event::ChangeAuth(ChangeAuth {
+        suite_id: suite_id.clone(),
+        auth_corp_id: corp_id.clone(),
         timestamp: now_ms.div_euclid(1000),
         state: None,
         extra_info: None,
-    }))
+    })
 }
 
 /// An id or credential of the simulator's own making, as the typed event field it goes into.
@@ -675,13 +675,14 @@ impl Seen {
     }
 }
 
-fn check_corp_id(id: &str) -> Result<String, ControlError> {
-    let ok = (1..=64).contains(&id.len())
-        && id
+fn check_corp_id(id: &CorpId) -> Result<CorpId, ControlError> {
+    let text = id.as_str();
+    let ok = (1..=64).contains(&text.len())
+        && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
     if ok {
-        Ok(id.to_owned())
+        Ok(id.clone())
     } else {
         Err(ControlError::BadRequest(
             "corp_id must be 1-64 characters of A-Za-z0-9_-".to_owned(),

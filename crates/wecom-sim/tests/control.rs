@@ -334,7 +334,7 @@ async fn configured_corps_are_created_and_authorized_after_the_first_ticket() {
     config.delivery.callback_base = Some(receiver.base.parse().unwrap());
     config.ticket_on_start = true;
     config.corps = vec![CorpSpec {
-        corp_id: Some("wwdemo".to_owned()),
+        corp_id: Some("wwdemo".parse().unwrap()),
         users: Some(10),
         authorize: Some(AuthorizeWith::Flag(true)),
         state: Some("demo".to_owned()),
@@ -433,7 +433,7 @@ async fn disable_and_enable_follow_the_lifecycle_rules() {
     );
 
     // The direct method does the same as the route.
-    let (switched, pending) = h.sim.enable(&corp, None, NO_PUSH).unwrap();
+    let (switched, pending) = h.sim.enable(&corp.parse().unwrap(), None, NO_PUSH).unwrap();
     assert!(!switched.disabled && pending.is_empty());
     let summary = h.ok("GET", &format!("/sim/corps/{corp}"), None).await;
     assert_eq!(summary["authorizations"][0]["disabled"], false);

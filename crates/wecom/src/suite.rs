@@ -20,6 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::crypto::{CallbackCrypto, CryptoError};
+use crate::ids::SuiteId;
 
 /// Environment variable naming the TOML suites file.
 pub const SUITES_FILE_VAR: &str = "DAIKAI_SUITES_FILE";
@@ -83,7 +84,7 @@ pub enum SuiteConfigError {
 #[derive(Clone)]
 pub struct SuiteConfig {
     /// The template id (`dk…`).
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The template secret, for `get_suite_token`.
     pub suite_secret: SecretString,
     /// Token of the template (instruction) callback URL.
@@ -141,9 +142,6 @@ impl SuiteConfig {
             key: key(field),
             reason: reason.to_owned(),
         };
-        if self.suite_id.trim().is_empty() || self.suite_id.chars().any(char::is_whitespace) {
-            return Err(invalid("suite_id", "must be a non-empty id without spaces"));
-        }
         if self.expose_suite_secret().is_empty() {
             return Err(invalid("suite_secret", "must not be empty"));
         }
@@ -176,7 +174,7 @@ fn check_key(aes_key: &str) -> Result<(), &'static str> {
 /// Every configured suite, by suite id.
 #[derive(Debug, Clone)]
 pub struct Suites {
-    by_id: BTreeMap<String, SuiteConfig>,
+    by_id: BTreeMap<SuiteId, SuiteConfig>,
 }
 
 /// The TOML shape: `[suites.<suite_id>]` tables.
@@ -239,6 +237,7 @@ impl Suites {
         let mut suites = BTreeMap::new();
         for (suite_id, entry) in file.suites {
             let key = |field: &str| format!("suites.{suite_id}.{field}");
+            let suite_id = parse_suite_id(&suite_id, || format!("suites.{suite_id}"))?;
             let required = |value: Option<String>, field: &str| {
                 value
                     .filter(|v| !v.is_empty())
@@ -273,7 +272,7 @@ impl Suites {
         let get = |var: &str| lookup(var).filter(|v| !v.is_empty());
         let required = |var: &'static str| get(var).ok_or(SuiteConfigError::MissingVar(var));
         let suite = SuiteConfig {
-            suite_id: required(SUITE_ID_VAR)?,
+            suite_id: parse_suite_id(&required(SUITE_ID_VAR)?, || SUITE_ID_VAR.to_owned())?,
             suite_secret: SecretString::from(required(SUITE_SECRET_VAR)?),
             token: required(TOKEN_VAR)?,
             encoding_aes_key: required(ENCODING_AES_KEY_VAR)?,
@@ -311,7 +310,7 @@ impl Suites {
     }
 
     /// The suite with this id, if configured.
-    pub fn get(&self, suite_id: &str) -> Option<&SuiteConfig> {
+    pub fn get(&self, suite_id: &SuiteId) -> Option<&SuiteConfig> {
         self.by_id.get(suite_id)
     }
 
@@ -329,6 +328,14 @@ impl Suites {
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
+}
+
+/// A suite id from the configuration; `key` names where it came from.
+fn parse_suite_id(value: &str, key: impl FnOnce() -> String) -> Result<SuiteId, SuiteConfigError> {
+    SuiteId::parse(value).map_err(|error| SuiteConfigError::Invalid {
+        key: key(),
+        reason: format!("the suite id {}", error.reason),
+    })
 }
 
 fn env_var_of(field: &str) -> &'static str {
@@ -370,7 +377,7 @@ mod tests {
     #[test]
     fn single_suite_from_env() {
         let suites = Suites::from_lookup(env(&single_suite_env())).unwrap();
-        let suite = suites.get("dk1").unwrap();
+        let suite = suites.get(&"dk1".parse().unwrap()).unwrap();
         assert_eq!(suite.expose_suite_secret(), "s3cr3t");
         assert_eq!(suites.len(), 1);
         assert!(suite.app_token.is_none());
@@ -433,7 +440,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["dk1", "dk2"]
         );
-        let dk2 = suites.get("dk2").unwrap();
+        let dk2 = suites.get(&"dk2".parse().unwrap()).unwrap();
         assert_eq!(dk2.app_token.as_deref(), Some("apptoken"));
         // The app crypto really uses the app token: signatures differ from the template's.
         let template = dk2.callback_crypto().unwrap().signature("1", "2", "x");
@@ -477,7 +484,7 @@ mod tests {
             Ok(text.clone())
         })
         .unwrap();
-        assert!(from_file.get("dkf").is_some());
+        assert!(from_file.get(&"dkf".parse().unwrap()).is_some());
 
         let mut both = single_suite_env();
         both.push((SUITES_FILE_VAR, "/etc/suites.toml"));
@@ -494,7 +501,7 @@ mod tests {
         );
 
         let from_env = Suites::load(env(&single_suite_env()), |_| unreachable!()).unwrap();
-        assert!(from_env.get("dk1").is_some());
+        assert!(from_env.get(&"dk1".parse().unwrap()).is_some());
     }
 
     #[test]
@@ -512,7 +519,7 @@ mod tests {
     #[test]
     fn duplicate_suite_is_refused() {
         let one = Suites::from_lookup(env(&single_suite_env())).unwrap();
-        let suite = one.get("dk1").unwrap().clone();
+        let suite = one.get(&"dk1".parse().unwrap()).unwrap().clone();
         let err = Suites::new([suite.clone(), suite]).unwrap_err();
         assert!(err.to_string().contains("twice"), "{err}");
     }

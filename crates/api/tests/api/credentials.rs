@@ -223,8 +223,8 @@ async fn jssdk_signatures_follow_wecom_s_algorithm_with_tickets_fetched_once() {
         );
     }
     let app = wecom_sim::state::AppRef {
-        corp_id: "wwacme".to_owned(),
-        suite_id: SUITE_ID.to_owned(),
+        corp_id: "wwacme".parse().unwrap(),
+        suite_id: SUITE_ID.parse().unwrap(),
     };
     let now = stack.sim.clock.now_ms();
     let (corp_valid, agent_valid) = {

@@ -276,7 +276,7 @@ impl Harness {
 
     /// A fresh ticket from the simulator, delivered to the workers; waits until it is stored.
     pub async fn deliver_ticket(&self) -> SuiteTicket {
-        let (issued, _) = self.sim.push_ticket(Some(SUITE_ID), NO_PUSH).unwrap();
+        let (issued, _) = self.sim.push_ticket(Some(&suite_id()), NO_PUSH).unwrap();
         let ticket = SuiteTicket {
             suite_id: SUITE_ID.parse().unwrap(),
             suite_ticket: issued.suite_ticket.parse().unwrap(),
@@ -305,14 +305,19 @@ impl Harness {
             ..CorpSpec::default()
         };
         let (summary, _) = self.sim.create_corp(&spec, NO_PUSH).unwrap();
-        summary.corp_id
+        summary.corp_id.into()
     }
 
     /// The corp admin scans the QR: the create_auth event WeCom would push (not published).
     pub fn authorize(&self, corp_id: &str) -> (Event, i64) {
         let (granted, _) = self
             .sim
-            .authorize(corp_id, Some(SUITE_ID), None, NO_PUSH)
+            .authorize(
+                &test_support::corp(corp_id),
+                Some(&suite_id()),
+                None,
+                NO_PUSH,
+            )
             .unwrap();
         let event = Event::CreateAuth(CreateAuth {
             suite_id: SUITE_ID.parse().unwrap(),
@@ -321,7 +326,7 @@ impl Harness {
             state: None,
             extra_info: None,
         });
-        (event, granted.agentid)
+        (event, granted.agentid.get())
     }
 
     /// Ticket delivered, corp authorized, create_auth processed: an active tenant.
@@ -357,8 +362,8 @@ impl Harness {
     /// The permanent code the simulator issued for the corp's app.
     pub fn permanent_code(&self, corp_id: &str) -> String {
         let world = self.sim.read();
-        let corp = world.corp(corp_id).unwrap();
-        corp.auths[SUITE_ID].permanent_code.clone()
+        let corp = world.corp(&test_support::corp(corp_id)).unwrap();
+        corp.auths[&suite_id()].permanent_code.clone()
     }
 
     /// A token service on its own pool: another replica's view.

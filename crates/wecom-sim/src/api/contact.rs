@@ -8,7 +8,7 @@ use wecom::api::{
     TagListResponse, TagMembers, TagUser, UserIdPage, UserListResponse, UserSimpleListResponse,
     paths,
 };
-use wecom::ids::{DepartmentId, TagId, UserId};
+use wecom::ids::{CorpId, DepartmentId, TagId, UserId};
 
 use super::corp::with_app;
 use super::{Query, Shape, json_body, number_param, param, respond};
@@ -265,18 +265,18 @@ fn page(corp: &Corp, start: &Position, limit: usize) -> (Vec<DeptUser>, Option<P
     (rows, None)
 }
 
-fn encode_cursor(sim: &Sim, corp_id: &str, position: &Position) -> String {
+fn encode_cursor(sim: &Sim, corp_id: &CorpId, position: &Position) -> String {
     let userid = position.userid.as_ref().map_or("", UserId::as_str);
     let payload = format!("{}.{}", to_hex(userid.as_bytes()), position.index);
-    let sum = sim.checksum(&[corp_id, &payload]);
+    let sum = sim.checksum(&[corp_id.as_str(), &payload]);
     format!("{payload}.{sum:016x}")
 }
 
 /// 50100 unless `cursor` is one this process issued for this corp.
-fn decode_cursor(sim: &Sim, corp_id: &str, cursor: &str) -> Result<Position, ApiFailure> {
+fn decode_cursor(sim: &Sim, corp_id: &CorpId, cursor: &str) -> Result<Position, ApiFailure> {
     let bad = || errcode::INVALID_CURSOR;
     let (payload, sum) = cursor.rsplit_once('.').ok_or_else(bad)?;
-    if format!("{:016x}", sim.checksum(&[corp_id, payload])) != sum {
+    if format!("{:016x}", sim.checksum(&[corp_id.as_str(), payload])) != sum {
         return Err(bad());
     }
     let (userid, index) = payload.split_once('.').ok_or_else(bad)?;

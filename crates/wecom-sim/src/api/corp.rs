@@ -8,6 +8,7 @@ use wecom::api::{
     AccessToken, Agent, AgentPermissions, AllowPartys, AllowTags, AllowUser, AllowUserInfos,
     PermissionExt, paths,
 };
+use wecom::ids::CorpId;
 
 use super::service::app_name;
 use super::{Call, Query, Shape, number_param, param, respond};
@@ -18,13 +19,12 @@ use crate::state::{Authorization, Corp};
 /// `GET /cgi-bin/gettoken?corpid&corpsecret`.
 pub(crate) async fn gettoken(sim: web::Data<Sim>, query: Query) -> HttpResponse {
     respond(&sim, paths::GET_TOKEN, Shape::WithStatus, |call| {
-        let corp_id = param(&query, "corpid").unwrap_or_default();
-        if !corp_id.is_empty() {
-            call.admit(corp_id)?;
-        }
-        let secret = param(&query, "corpsecret").unwrap_or_default();
+        let corp_id = param(&query, "corpid").ok_or(errcode::MISSING_CORPID)?;
+        call.admit(corp_id)?;
+        let secret = param(&query, "corpsecret").ok_or(errcode::MISSING_SECRET)?;
+        let corp_id: CorpId = corp_id.parse().map_err(|_| errcode::INVALID_CORPID)?;
         let sim = call.sim;
-        let issued = sim.write().corp_token(corp_id, secret, call.now_ms)?;
+        let issued = sim.write().corp_token(&corp_id, secret, call.now_ms)?;
         if issued.new {
             sim.stats.update(|s| s.tokens_issued.corp += 1);
         }
@@ -61,7 +61,7 @@ fn with_app_even_disabled<T>(
     let sim = call.sim;
     let world = sim.read();
     let app = world.app_of_token(param(query, "access_token"), call.now_ms)?;
-    call.admit(&app.corp_id)?;
+    call.admit(app.corp_id.as_str())?;
     let corp = world
         .corp(&app.corp_id)
         .map_err(|_| errcode::INVALID_ACCESS_TOKEN)?;

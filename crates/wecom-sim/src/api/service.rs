@@ -8,6 +8,7 @@ use wecom::api::{
     PermanentCodeV1, PermanentCodeV2, Privilege, ProviderAccessToken, ProviderTokenRequest,
     SuiteAccessToken, SuiteTokenRequest, paths,
 };
+use wecom::ids::{CorpId, SuiteId};
 
 use super::{Call, Query, Shape, json_body, param, respond};
 use crate::errcode::{self, ApiFailure};
@@ -36,10 +37,11 @@ pub(crate) async fn get_provider_token(sim: web::Data<Sim>, body: web::Bytes) ->
     respond(&sim, paths::GET_PROVIDER_TOKEN, Shape::Bare, |call| {
         let req: ProviderTokenRequest = json_body(&body)?;
         call.admit(&req.corpid)?;
+        let corp_id: CorpId = req.corpid.parse().map_err(|_| errcode::INVALID_CORPID)?;
         let issued =
             call.sim
                 .write()
-                .provider_token(&req.corpid, &req.provider_secret, call.now_ms)?;
+                .provider_token(&corp_id, &req.provider_secret, call.now_ms)?;
         if issued.new {
             call.sim.stats.update(|s| s.tokens_issued.provider += 1);
         }
@@ -63,9 +65,9 @@ fn exchange(
     world: &mut World,
     query: &Query,
     body: &[u8],
-) -> Result<(String, String), ApiFailure> {
+) -> Result<(SuiteId, CorpId), ApiFailure> {
     let suite_id = world.suite_of_token(param(query, "suite_access_token"), call.now_ms)?;
-    call.admit(&suite_id)?;
+    call.admit(suite_id.as_str())?;
     let req: AuthCodeBody = json_body(body)?;
     if req.auth_code.is_empty() {
         return Err(errcode::MISSING_PARAMETER);
@@ -84,8 +86,8 @@ fn exchange(
 
 fn active<'w>(
     world: &'w World,
-    suite_id: &str,
-    corp_id: &str,
+    suite_id: &SuiteId,
+    corp_id: &CorpId,
 ) -> Result<(&'w Corp, &'w Authorization), ApiFailure> {
     let corp = world
         .corp(corp_id)
@@ -137,7 +139,7 @@ pub(crate) async fn get_permanent_code_v2(
             Ok(PermanentCodeV2 {
                 permanent_code: auth.permanent_code.clone(),
                 auth_corp_info: AuthCorpInfo {
-                    corpid: corp.id.clone(),
+                    corpid: corp.id.to_string(),
                     corp_name: Some(corp.name.clone()),
                     ..AuthCorpInfo::default()
                 },
@@ -182,9 +184,14 @@ fn auth_info_answer(
 ) -> Result<AuthInfoResponse, ApiFailure> {
     let world = call.sim.read();
     let suite_id = world.suite_of_token(param(query, "suite_access_token"), call.now_ms)?;
-    call.admit(&suite_id)?;
+    call.admit(suite_id.as_str())?;
     let req: AuthInfoRequest = json_body(body)?;
-    let (corp, auth) = world.auth_by_code(&suite_id, &req.auth_corpid, &req.permanent_code)?;
+    // A corp id that cannot be one is as unknown as a corp that does not exist.
+    let corp_id: CorpId = req
+        .auth_corpid
+        .parse()
+        .map_err(|_| errcode::INVALID_PERMANENT_CODE)?;
+    let (corp, auth) = world.auth_by_code(&suite_id, &corp_id, &req.permanent_code)?;
     Ok(AuthInfoResponse {
         dealer_corp_info: None,
         auth_corp_info: corp_info(corp, version),
@@ -208,7 +215,7 @@ fn corp_info(corp: &Corp, version: Version) -> AuthCorpInfo {
         _ => "1000人以上",
     };
     AuthCorpInfo {
-        corpid: corp.id.clone(),
+        corpid: corp.id.to_string(),
         corp_name: Some(corp.name.clone()),
         corp_type: Some("verified".to_owned()),
         corp_square_logo_url: Some(format!("https://p.qlogo.cn/bizmail/sim-{}/0", corp.id)),
@@ -266,7 +273,7 @@ fn auth_info(corp: &Corp, auth: &Authorization) -> AuthInfo {
 }
 
 /// The app's display name.
-pub(crate) fn app_name(suite_id: &str) -> String {
+pub(crate) fn app_name(suite_id: &SuiteId) -> String {
     format!("代开发应用 {suite_id}")
 }
 

@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
-use super::{ControlError, Options, optional_json, required_json, with_pushes};
+use super::{ControlError, Options, optional_json, required_json, suite_id, with_pushes};
 use crate::faults::FaultConfig;
 use crate::push::{DeliveryConfig, Destination};
 use crate::sim::Sim;
@@ -37,7 +37,7 @@ async fn health() -> HttpResponse {
 
 #[derive(Serialize)]
 struct SuiteView {
-    suite_id: String,
+    suite_id: wecom::ids::SuiteId,
     template_callback_path: String,
     app_callback_path: String,
     latest_ticket: Option<String>,
@@ -68,7 +68,7 @@ async fn ticket(
     suite: web::Path<String>,
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
-    let (issued, pending) = sim.push_ticket(Some(&suite), options.push_opts())?;
+    let (issued, pending) = sim.push_ticket(Some(&suite_id(&suite)?), options.push_opts())?;
     Ok(with_pushes(StatusCode::OK, issued, pending).await)
 }
 
@@ -78,12 +78,12 @@ async fn verify_suite_url(
     suite: web::Path<String>,
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
-    let suite_id = suite.into_inner();
+    let suite = suite_id(&suite)?;
     let destination = Destination::Suite {
-        suite_id: suite_id.clone(),
+        suite_id: suite.clone(),
     };
     let receive_id = options.into_inner().receive_id;
-    super::verify_url(&sim, &suite_id, destination, false, receive_id).await
+    super::verify_url(&sim, &suite, destination, false, receive_id).await
 }
 
 async fn stats(sim: web::Data<Sim>) -> HttpResponse {

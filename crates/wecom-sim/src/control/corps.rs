@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::{ControlError, Options, optional_json, with_pushes};
+use super::{ControlError, Options, corp_id, optional_json, with_pushes};
 use crate::push::Destination;
 use crate::sim::{ScopeChange, Sim};
 use crate::state::CorpSpec;
@@ -48,7 +48,7 @@ async fn create(
 }
 
 async fn show(sim: web::Data<Sim>, corp: web::Path<String>) -> Result<HttpResponse, ControlError> {
-    let summary = sim.read().corp(&corp)?.summary();
+    let summary = sim.read().corp(&corp_id(&corp)?)?.summary();
     Ok(HttpResponse::Ok().json(summary))
 }
 
@@ -67,8 +67,12 @@ async fn authorize(
     body: web::Bytes,
 ) -> Result<HttpResponse, ControlError> {
     let body: AuthorizeBody = optional_json(&body)?;
-    let (granted, pending) =
-        sim.authorize(&corp, options.suite(), body.state, options.push_opts())?;
+    let (granted, pending) = sim.authorize(
+        &corp_id(&corp)?,
+        options.suite()?.as_ref(),
+        body.state,
+        options.push_opts(),
+    )?;
     Ok(with_pushes(StatusCode::OK, granted, pending).await)
 }
 
@@ -78,7 +82,11 @@ async fn reset_secret(
     corp: web::Path<String>,
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
-    let (granted, pending) = sim.reset_secret(&corp, options.suite(), options.push_opts())?;
+    let (granted, pending) = sim.reset_secret(
+        &corp_id(&corp)?,
+        options.suite()?.as_ref(),
+        options.push_opts(),
+    )?;
     Ok(with_pushes(StatusCode::OK, granted, pending).await)
 }
 
@@ -88,7 +96,11 @@ async fn cancel(
     corp: web::Path<String>,
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
-    let (suite_id, pending) = sim.cancel(&corp, options.suite(), options.push_opts())?;
+    let (suite_id, pending) = sim.cancel(
+        &corp_id(&corp)?,
+        options.suite()?.as_ref(),
+        options.push_opts(),
+    )?;
     let body = serde_json::json!({ "corp_id": corp.as_str(), "suite_id": suite_id });
     Ok(with_pushes(StatusCode::OK, body, pending).await)
 }
@@ -99,9 +111,10 @@ async fn verify_app_url(
     corp: web::Path<String>,
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
+    let corp = corp_id(&corp)?;
     let (suite_id, agent_id) = {
         let world = sim.read();
-        let suite_id = world.pick_suite(options.suite())?;
+        let suite_id = world.pick_suite(options.suite()?.as_ref())?;
         let agent_id = world
             .corp(&corp)?
             .auth(&suite_id)
@@ -110,7 +123,7 @@ async fn verify_app_url(
     };
     let destination = Destination::App {
         suite_id: suite_id.clone(),
-        corp_id: corp.into_inner(),
+        corp_id: corp,
         agent_id,
     };
     let receive_id = options.into_inner().receive_id;
@@ -125,8 +138,12 @@ async fn change_scope(
     body: web::Bytes,
 ) -> Result<HttpResponse, ControlError> {
     let change: ScopeChange = optional_json(&body)?;
-    let (summary, pending) =
-        sim.change_scope(&corp, options.suite(), change, options.push_opts())?;
+    let (summary, pending) = sim.change_scope(
+        &corp_id(&corp)?,
+        options.suite()?.as_ref(),
+        change,
+        options.push_opts(),
+    )?;
     Ok(with_pushes(StatusCode::OK, summary, pending).await)
 }
 
@@ -136,7 +153,11 @@ async fn disable(
     corp: web::Path<String>,
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
-    let (switched, pending) = sim.disable(&corp, options.suite(), options.push_opts())?;
+    let (switched, pending) = sim.disable(
+        &corp_id(&corp)?,
+        options.suite()?.as_ref(),
+        options.push_opts(),
+    )?;
     Ok(with_pushes(StatusCode::OK, switched, pending).await)
 }
 
@@ -146,6 +167,10 @@ async fn enable(
     corp: web::Path<String>,
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
-    let (switched, pending) = sim.enable(&corp, options.suite(), options.push_opts())?;
+    let (switched, pending) = sim.enable(
+        &corp_id(&corp)?,
+        options.suite()?.as_ref(),
+        options.push_opts(),
+    )?;
     Ok(with_pushes(StatusCode::OK, switched, pending).await)
 }

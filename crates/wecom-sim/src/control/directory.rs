@@ -43,7 +43,7 @@ async fn snapshot(
     options: web::Query<Options>,
 ) -> Result<HttpResponse, ControlError> {
     let world = sim.read();
-    let corp = world.corp(&corp)?;
+    let corp = world.corp(&super::corp_id(&corp)?)?;
     let snapshot = match options.view.as_deref().unwrap_or("full") {
         "full" => full_snapshot(&corp.id, &corp.directory),
         "app" => app_snapshot(&corp.id, &corp.directory, &corp.visibility(), &corp.grants),
@@ -62,7 +62,7 @@ async fn run(
     mutation: Mutation,
     options: &Options,
 ) -> Result<HttpResponse, ControlError> {
-    let mut outcome = sim.mutate(corp, mutation, options.push_opts())?;
+    let mut outcome = sim.mutate(&super::corp_id(corp)?, mutation, options.push_opts())?;
     let pending = std::mem::take(&mut outcome.pending);
     Ok(with_pushes(StatusCode::OK, outcome, pending).await)
 }

@@ -3,9 +3,9 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use wecom::ids::UserId;
+use wecom::ids::{CorpId, SuiteId, UserId};
 
-use super::{ControlError, Options, required_json};
+use super::{ControlError, Options, corp_id, required_json};
 use crate::sim::Sim;
 use crate::state::{LOGIN_CODE_TTL_MS, Visitor};
 
@@ -31,8 +31,8 @@ struct CodeRequest {
 #[derive(Debug, Serialize)]
 struct Minted {
     code: String,
-    corp_id: String,
-    suite_id: String,
+    corp_id: CorpId,
+    suite_id: SuiteId,
     expires_in: i64,
 }
 
@@ -61,11 +61,12 @@ async fn oauth_code(
     };
     let now_ms = sim.clock.now_ms();
     let mut world = sim.write();
-    let suite_id = world.pick_suite(options.suite())?;
+    let corp = corp_id(&corp)?;
+    let suite_id = world.pick_suite(options.suite()?.as_ref())?;
     let code = world.mint_login_code(&corp, &suite_id, visitor, now_ms)?;
     Ok(HttpResponse::Ok().json(Minted {
         code,
-        corp_id: corp.into_inner(),
+        corp_id: corp,
         suite_id,
         expires_in: LOGIN_CODE_TTL_MS / 1000,
     }))

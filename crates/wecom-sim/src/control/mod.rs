@@ -15,6 +15,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use wecom::ids::{CorpId, SuiteId};
 
 use crate::directory::DirectoryError;
 use crate::push::{DeliveryReport, Pending, Queued};
@@ -96,16 +97,33 @@ impl Options {
         }
     }
 
-    fn suite(&self) -> Option<&str> {
-        self.suite.as_deref().filter(|s| !s.is_empty())
+    /// `?suite=`, when given; one that is no valid suite id is an unknown suite (404).
+    fn suite(&self) -> Result<Option<SuiteId>, ControlError> {
+        self.suite
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(suite_id)
+            .transpose()
     }
+}
+
+/// The corp a route names; one that is no valid corp id is an unknown corp (404).
+fn corp_id(raw: &str) -> Result<CorpId, ControlError> {
+    raw.parse()
+        .map_err(|_| StateError::UnknownCorp(raw.to_owned()).into())
+}
+
+/// The suite a route names; one that is no valid suite id is an unknown suite (404).
+fn suite_id(raw: &str) -> Result<SuiteId, ControlError> {
+    raw.parse()
+        .map_err(|_| StateError::UnknownSuite(raw.to_owned()).into())
 }
 
 /// Sends WeCom's URL-verification GET for `destination` with the template (`app == false`) or
 /// app keys of `suite_id`.
 async fn verify_url(
     sim: &crate::Sim,
-    suite_id: &str,
+    suite_id: &SuiteId,
     destination: crate::push::Destination,
     app: bool,
     receive_id: Option<String>,
@@ -114,14 +132,14 @@ async fn verify_url(
         let world = sim.read();
         let suite = world
             .suite(suite_id)
-            .ok_or_else(|| StateError::UnknownSuite(suite_id.to_owned()))?;
+            .ok_or_else(|| StateError::UnknownSuite(suite_id.to_string()))?;
         let crypto = if app {
             suite.app_callback_crypto()
         } else {
             suite.callback_crypto()
         };
         let crypto = crypto.map_err(|e| ControlError::Internal(e.to_string()))?;
-        let receive_id = receive_id.unwrap_or_else(|| world.provider_corp_id().to_owned());
+        let receive_id = receive_id.unwrap_or_else(|| world.provider_corp_id().to_string());
         (crypto, receive_id)
     };
     let report = sim

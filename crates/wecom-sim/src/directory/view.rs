@@ -5,7 +5,7 @@
 use serde::Serialize;
 use wecom::api;
 use wecom::event::{ContactChange, PartyChange, UserChange};
-use wecom::ids::{DepartmentId, TagId, UserId};
+use wecom::ids::{CorpId, DepartmentId, TagId, UserId};
 
 use super::{Department, Directory, Member, avatar_url, qr_code_url};
 use crate::scope::{Grants, Visibility, grant};
@@ -118,7 +118,7 @@ fn redact_party(mut p: PartyChange, grants: &Grants) -> PartyChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
     /// The corp.
-    pub corp_id: String,
+    pub corp_id: CorpId,
     /// `full` (ground truth) or `app` (what the app can see, with its grants).
     pub view: &'static str,
     /// Departments by id.
@@ -143,10 +143,10 @@ pub struct TagSnapshot {
 }
 
 /// The ground truth: every entity, every field.
-pub fn full_snapshot(corp_id: &str, dir: &Directory) -> Snapshot {
+pub fn full_snapshot(corp_id: &CorpId, dir: &Directory) -> Snapshot {
     let grants = Grants::all();
     Snapshot {
-        corp_id: corp_id.to_owned(),
+        corp_id: corp_id.clone(),
         view: "full",
         departments: dir
             .departments()
@@ -168,13 +168,13 @@ pub fn full_snapshot(corp_id: &str, dir: &Directory) -> Snapshot {
 /// What the app sees: visible entities only, granted fields only, tags with their visible
 /// members (as `tag/get` shows them).
 pub fn app_snapshot(
-    corp_id: &str,
+    corp_id: &CorpId,
     dir: &Directory,
     vis: &Visibility<'_>,
     grants: &Grants,
 ) -> Snapshot {
     Snapshot {
-        corp_id: corp_id.to_owned(),
+        corp_id: corp_id.clone(),
         view: "app",
         departments: dir
             .departments()
@@ -250,8 +250,9 @@ mod tests {
             tags: vec![],
         };
         let vis = Visibility::new(&dir, &scope);
-        let app = app_snapshot("ww1", &dir, &vis, &Grants::default());
-        let full = full_snapshot("ww1", &dir);
+        let corp: CorpId = "ww1".parse().unwrap();
+        let app = app_snapshot(&corp, &dir, &vis, &Grants::default());
+        let full = full_snapshot(&corp, &dir);
         assert!(app.users.len() < full.users.len());
         assert!(app.departments.iter().all(|d| vis.department(d.id)));
         assert!(app.users.iter().all(|u| u.name.is_none()));

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 use wecom::crypto::{CallbackCrypto, CryptoError};
 use wecom::event::Event;
+use wecom::ids::{CorpId, SuiteId};
 
 pub use deliver::Dispatcher;
 pub use verify::VerifyReport;
@@ -106,14 +107,14 @@ pub enum Destination {
     /// `{base}/callback/suite/{suite_id}`: template callbacks, receiveid = suite id.
     Suite {
         /// The suite.
-        suite_id: String,
+        suite_id: SuiteId,
     },
     /// `{base}/callback/app/{suite_id}/{corp_id}`: app data callbacks, receiveid = corp id.
     App {
         /// The suite whose app it is.
-        suite_id: String,
+        suite_id: SuiteId,
         /// The corp.
-        corp_id: String,
+        corp_id: CorpId,
         /// The app's agentid (the envelope's `AgentID`).
         agent_id: i64,
     },
@@ -123,8 +124,8 @@ impl Destination {
     /// The receiveid WeCom encrypts for, also the envelope's `ToUserName`.
     pub fn receive_id(&self) -> &str {
         match self {
-            Self::Suite { suite_id } => suite_id,
-            Self::App { corp_id, .. } => corp_id,
+            Self::Suite { suite_id } => suite_id.as_str(),
+            Self::App { corp_id, .. } => corp_id.as_str(),
         }
     }
 
@@ -387,7 +388,7 @@ mod tests {
         let base = Url::parse("http://ingress:8080/prefix/").unwrap();
         let app = Destination::App {
             suite_id: "dk1".parse().unwrap(),
-            corp_id: "ww2".into(),
+            corp_id: "ww2".parse().unwrap(),
             agent_id: 1_000_002,
         };
         assert_eq!(

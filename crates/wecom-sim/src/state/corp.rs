@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use wecom::ids::AgentId;
+use wecom::ids::{AgentId, CorpId, SuiteId};
 
 use crate::directory::Directory;
 use crate::directory::seed::SeedSpec;
@@ -16,7 +16,7 @@ use crate::scope::{Grants, Scope, Visibility, grant};
 pub struct CorpSpec {
     /// The corp id (default: derived from the seed and creation order, `ww` + 16 hex digits).
     #[serde(default)]
-    pub corp_id: Option<String>,
+    pub corp_id: Option<CorpId>,
     /// Short name (default `模拟企业N`).
     #[serde(default)]
     pub name: Option<String>,
@@ -53,7 +53,7 @@ pub enum AuthorizeWith {
     /// `true`: the only configured suite; `false`: none.
     Flag(bool),
     /// These suites.
-    Suites(Vec<String>),
+    Suites(Vec<SuiteId>),
 }
 
 /// Whether an app is installed.
@@ -70,7 +70,7 @@ pub enum AuthStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct Authorization {
     /// The suite (template).
-    pub suite_id: String,
+    pub suite_id: SuiteId,
     /// The app's agentid in the corp.
     pub agent_id: AgentId,
     /// The app secret (`permanent_code`); replaced by reset-secret.
@@ -91,7 +91,7 @@ pub struct Authorization {
 #[derive(Debug, Clone)]
 pub struct Corp {
     /// The corp id.
-    pub id: String,
+    pub id: CorpId,
     /// Short name.
     pub name: String,
     /// The directory.
@@ -101,7 +101,7 @@ pub struct Corp {
     /// The permissions granted to its 代开发 apps.
     pub grants: Grants,
     /// Apps by suite id.
-    pub auths: BTreeMap<String, Authorization>,
+    pub auths: BTreeMap<SuiteId, Authorization>,
     /// How the directory was seeded.
     pub seeded: SeedSpec,
 }
@@ -110,7 +110,7 @@ pub struct Corp {
 #[derive(Debug, Clone, Serialize)]
 pub struct CorpSummary {
     /// The corp id.
-    pub corp_id: String,
+    pub corp_id: CorpId,
     /// Short name.
     pub name: String,
     /// Department count.
@@ -132,7 +132,7 @@ pub struct CorpSummary {
 
 impl Corp {
     /// The corp's app for `suite_id`, if it was ever authorized.
-    pub fn auth(&self, suite_id: &str) -> Option<&Authorization> {
+    pub fn auth(&self, suite_id: &SuiteId) -> Option<&Authorization> {
         self.auths.get(suite_id)
     }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use wecom::ids::{CorpId, SuiteId};
 
 use crate::clock::ms;
 use crate::rng::secret;
@@ -41,13 +42,13 @@ impl Default for Ttls {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum TokenOwner {
     /// A suite access token.
-    Suite(String),
+    Suite(SuiteId),
     /// A corp access token of the app a suite has in a corp.
     Corp {
         /// The corp.
-        corp_id: String,
+        corp_id: CorpId,
         /// The suite whose app it is.
-        suite_id: String,
+        suite_id: SuiteId,
     },
     /// The provider access token.
     Provider,
@@ -81,8 +82,8 @@ struct TokenEntry {
 
 #[derive(Debug, Clone)]
 struct AuthCode {
-    suite_id: String,
-    corp_id: String,
+    suite_id: SuiteId,
+    corp_id: CorpId,
     expires_ms: i64,
     used: bool,
 }
@@ -93,7 +94,7 @@ pub struct Credentials {
     ttl: Ttls,
     tokens: HashMap<String, TokenEntry>,
     current: HashMap<TokenOwner, String>,
-    tickets: HashMap<String, Vec<(String, i64)>>,
+    tickets: HashMap<SuiteId, Vec<(String, i64)>>,
     auth_codes: HashMap<String, AuthCode>,
     /// JS-SDK tickets and OAuth2 login codes.
     pub(crate) jsapi: super::jsapi::JsApi,
@@ -170,17 +171,17 @@ impl Credentials {
     }
 
     /// Issues a new suite ticket for `suite_id`.
-    pub fn issue_ticket(&mut self, suite_id: &str, now_ms: i64) -> String {
+    pub fn issue_ticket(&mut self, suite_id: &SuiteId, now_ms: i64) -> String {
         let ticket = secret(64);
         let keep_from = now_ms.saturating_sub(self.ticket_ttl_ms() + KEEP_EXPIRED_MS);
-        let tickets = self.tickets.entry(suite_id.to_owned()).or_default();
+        let tickets = self.tickets.entry(suite_id.clone()).or_default();
         tickets.retain(|(_, issued)| *issued >= keep_from);
         tickets.push((ticket.clone(), now_ms));
         ticket
     }
 
     /// Whether `ticket` was issued for `suite_id` and is still valid.
-    pub fn ticket_valid(&self, suite_id: &str, ticket: &str, now_ms: i64) -> bool {
+    pub fn ticket_valid(&self, suite_id: &SuiteId, ticket: &str, now_ms: i64) -> bool {
         let ttl = self.ticket_ttl_ms();
         self.tickets.get(suite_id).is_some_and(|tickets| {
             tickets
@@ -190,7 +191,7 @@ impl Credentials {
     }
 
     /// The newest ticket of `suite_id` still valid, if any.
-    pub fn latest_ticket(&self, suite_id: &str, now_ms: i64) -> Option<&str> {
+    pub fn latest_ticket(&self, suite_id: &SuiteId, now_ms: i64) -> Option<&str> {
         let ttl = self.ticket_ttl_ms();
         self.tickets
             .get(suite_id)?
@@ -205,15 +206,15 @@ impl Credentials {
     }
 
     /// Mints a single-use AuthCode for the app `suite_id` has in `corp_id`.
-    pub fn mint_auth_code(&mut self, suite_id: &str, corp_id: &str, now_ms: i64) -> String {
+    pub fn mint_auth_code(&mut self, suite_id: &SuiteId, corp_id: &CorpId, now_ms: i64) -> String {
         self.prune(now_ms);
         let code = secret(64);
         let ttl = ms(std::time::Duration::from_secs(self.ttl.auth_code_secs));
         self.auth_codes.insert(
             code.clone(),
             AuthCode {
-                suite_id: suite_id.to_owned(),
-                corp_id: corp_id.to_owned(),
+                suite_id: suite_id.clone(),
+                corp_id: corp_id.clone(),
                 expires_ms: now_ms.saturating_add(ttl),
                 used: false,
             },
@@ -223,9 +224,14 @@ impl Credentials {
 
     /// Consumes `code` for `suite_id`: the corp it authorizes, or `None` when it is unknown,
     /// already used, expired, or another suite's.
-    pub fn consume_auth_code(&mut self, suite_id: &str, code: &str, now_ms: i64) -> Option<String> {
+    pub fn consume_auth_code(
+        &mut self,
+        suite_id: &SuiteId,
+        code: &str,
+        now_ms: i64,
+    ) -> Option<CorpId> {
         let entry = self.auth_codes.get_mut(code)?;
-        if entry.used || entry.expires_ms <= now_ms || entry.suite_id != suite_id {
+        if entry.used || entry.expires_ms <= now_ms || entry.suite_id != *suite_id {
             return None;
         }
         entry.used = true;
@@ -255,9 +261,17 @@ mod tests {
 
     fn corp() -> TokenOwner {
         TokenOwner::Corp {
-            corp_id: "ww1".into(),
-            suite_id: "dk1".into(),
+            corp_id: ww("ww1"),
+            suite_id: dk("dk1"),
         }
+    }
+
+    fn dk(id: &str) -> SuiteId {
+        id.parse().unwrap()
+    }
+
+    fn ww(id: &str) -> CorpId {
+        id.parse().unwrap()
     }
 
     #[test]
@@ -289,24 +303,25 @@ mod tests {
     #[test]
     fn auth_code_single_use_expiring_and_suite_bound() {
         let mut c = creds();
-        let code = c.mint_auth_code("dk1", "ww1", 0);
-        assert_eq!(c.consume_auth_code("dk2", &code, 1), None);
-        assert_eq!(c.consume_auth_code("dk1", &code, 1).as_deref(), Some("ww1"));
-        assert_eq!(c.consume_auth_code("dk1", &code, 2), None);
-        let late = c.mint_auth_code("dk1", "ww1", 0);
-        assert_eq!(c.consume_auth_code("dk1", &late, 600_000), None);
+        let code = c.mint_auth_code(&dk("dk1"), &ww("ww1"), 0);
+        assert_eq!(c.consume_auth_code(&dk("dk2"), &code, 1), None);
+        assert_eq!(c.consume_auth_code(&dk("dk1"), &code, 1), Some(ww("ww1")));
+        assert_eq!(c.consume_auth_code(&dk("dk1"), &code, 2), None);
+        let late = c.mint_auth_code(&dk("dk1"), &ww("ww1"), 0);
+        assert_eq!(c.consume_auth_code(&dk("dk1"), &late, 600_000), None);
     }
 
     #[test]
     fn tickets_are_per_suite_and_expire() {
         let mut c = creds();
-        let old = c.issue_ticket("dk1", 0);
-        let new = c.issue_ticket("dk1", 600_000);
-        assert!(c.ticket_valid("dk1", &old, 1_799_999));
-        assert!(!c.ticket_valid("dk1", &old, 1_800_000));
-        assert!(c.ticket_valid("dk1", &new, 1_800_000));
-        assert!(!c.ticket_valid("dk2", &new, 1));
-        assert_eq!(c.latest_ticket("dk1", 1_000_000), Some(new.as_str()));
-        assert_eq!(c.latest_ticket("dk1", 10_000_000), None);
+        let (dk1, dk2) = (dk("dk1"), dk("dk2"));
+        let old = c.issue_ticket(&dk1, 0);
+        let new = c.issue_ticket(&dk1, 600_000);
+        assert!(c.ticket_valid(&dk1, &old, 1_799_999));
+        assert!(!c.ticket_valid(&dk1, &old, 1_800_000));
+        assert!(c.ticket_valid(&dk1, &new, 1_800_000));
+        assert!(!c.ticket_valid(&dk2, &new, 1));
+        assert_eq!(c.latest_ticket(&dk1, 1_000_000), Some(new.as_str()));
+        assert_eq!(c.latest_ticket(&dk1, 10_000_000), None);
     }
 }

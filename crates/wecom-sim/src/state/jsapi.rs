@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use wecom::api::OauthUserInfo;
-use wecom::ids::UserId;
+use wecom::ids::{CorpId, SuiteId, UserId};
 
 use super::{AppRef, StateError, World};
 use crate::errcode::{self, ApiFailure};
@@ -64,13 +64,16 @@ struct LoginCode {
     used: bool,
 }
 
-type TicketKey = (String, String, TicketKind);
+type TicketKey = (CorpId, SuiteId, TicketKind);
+
+/// Whose hourly budget a fetch counts against: the corp's (no suite) or one app's.
+type BudgetKey = (CorpId, Option<SuiteId>, TicketKind);
 
 /// Tickets handed out, the fetches counted against the hourly budgets, and login codes.
 #[derive(Debug, Default)]
 pub struct JsApi {
     tickets: HashMap<TicketKey, (String, i64)>,
-    fetches: HashMap<TicketKey, VecDeque<i64>>,
+    fetches: HashMap<BudgetKey, VecDeque<i64>>,
     codes: HashMap<String, LoginCode>,
 }
 
@@ -80,8 +83,11 @@ impl JsApi {
     fn admit(&mut self, key: &TicketKey, now_ms: i64) -> bool {
         let (budget_key, limit) = match key.2 {
             // The corp's budget: every app of the corp draws on it.
-            TicketKind::Corp => ((key.0.clone(), String::new(), key.2), CORP_TICKETS_PER_HOUR),
-            TicketKind::Agent => (key.clone(), AGENT_TICKETS_PER_HOUR),
+            TicketKind::Corp => ((key.0.clone(), None, key.2), CORP_TICKETS_PER_HOUR),
+            TicketKind::Agent => (
+                (key.0.clone(), Some(key.1.clone()), key.2),
+                AGENT_TICKETS_PER_HOUR,
+            ),
         };
         let fetches = self.fetches.entry(budget_key).or_default();
         while fetches.front().is_some_and(|at| now_ms - at >= HOUR_MS) {
@@ -161,8 +167,8 @@ impl World {
     /// `suite_id` has in `corp_id`. A member must exist in the corp.
     pub fn mint_login_code(
         &mut self,
-        corp_id: &str,
-        suite_id: &str,
+        corp_id: &CorpId,
+        suite_id: &SuiteId,
         visitor: Visitor,
         now_ms: i64,
     ) -> Result<String, StateError> {
@@ -174,7 +180,7 @@ impl World {
         {
             return Err(StateError::NotAuthorized {
                 suite_id,
-                corp_id: corp_id.to_owned(),
+                corp_id: corp_id.clone(),
             });
         }
         if let Visitor::Member { userid, .. } = &visitor
@@ -191,7 +197,7 @@ impl World {
             code.clone(),
             LoginCode {
                 app: AppRef {
-                    corp_id: corp_id.to_owned(),
+                    corp_id: corp_id.clone(),
                     suite_id,
                 },
                 visitor,
@@ -245,7 +251,7 @@ mod tests {
     use super::*;
 
     fn key(kind: TicketKind) -> TicketKey {
-        ("ww1".to_owned(), "dk1".to_owned(), kind)
+        ("ww1".parse().unwrap(), "dk1".parse().unwrap(), kind)
     }
 
     #[test]
@@ -261,7 +267,11 @@ mod tests {
     #[test]
     fn corp_tickets_share_the_corp_budget_across_apps() {
         let mut jsapi = JsApi::default();
-        let other_app = ("ww1".to_owned(), "dk2".to_owned(), TicketKind::Corp);
+        let other_app: TicketKey = (
+            "ww1".parse().unwrap(),
+            "dk2".parse().unwrap(),
+            TicketKind::Corp,
+        );
         for i in 0..CORP_TICKETS_PER_HOUR {
             let key = if i % 2 == 0 {
                 key(TicketKind::Corp)

@@ -11,7 +11,7 @@ mod jsapi;
 use std::collections::BTreeMap;
 
 use wecom::api::SuiteTokenRequest;
-use wecom::ids::AgentId;
+use wecom::ids::{AgentId, CorpId, SuiteId};
 use wecom::suite::SuiteConfig;
 
 pub use corp::{AuthStatus, Authorization, AuthorizeWith, Corp, CorpSpec, CorpSummary};
@@ -38,30 +38,30 @@ pub enum StateError {
     SuiteRequired,
     /// The corp id is taken.
     #[error("corp {0} already exists")]
-    CorpExists(String),
+    CorpExists(CorpId),
     /// The app is already installed.
     #[error("suite {suite_id} is already authorized in corp {corp_id}")]
     AlreadyAuthorized {
         /// The suite.
-        suite_id: String,
+        suite_id: SuiteId,
         /// The corp.
-        corp_id: String,
+        corp_id: CorpId,
     },
     /// The app is not installed.
     #[error("suite {suite_id} is not authorized in corp {corp_id}")]
     NotAuthorized {
         /// The suite.
-        suite_id: String,
+        suite_id: SuiteId,
         /// The corp.
-        corp_id: String,
+        corp_id: CorpId,
     },
     /// The app is already disabled (or already enabled).
     #[error("the app of suite {suite_id} in corp {corp_id} is already {state}")]
     AlreadySwitched {
         /// The suite.
-        suite_id: String,
+        suite_id: SuiteId,
         /// The corp.
-        corp_id: String,
+        corp_id: CorpId,
         /// `disabled` or `enabled`.
         state: &'static str,
     },
@@ -83,19 +83,19 @@ pub struct Granted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppRef {
     /// The corp.
-    pub corp_id: String,
+    pub corp_id: CorpId,
     /// The suite.
-    pub suite_id: String,
+    pub suite_id: SuiteId,
 }
 
 /// Everything the simulated WeCom knows.
 #[derive(Debug)]
 pub struct World {
-    suites: BTreeMap<String, SuiteConfig>,
-    corps: BTreeMap<String, Corp>,
+    suites: BTreeMap<SuiteId, SuiteConfig>,
+    corps: BTreeMap<CorpId, Corp>,
     /// Tokens, tickets and AuthCodes.
     pub creds: Credentials,
-    provider_corp_id: String,
+    provider_corp_id: CorpId,
     provider_secret: Option<String>,
     next_agent_id: i64,
 }
@@ -105,7 +105,7 @@ impl World {
     pub fn new(
         suites: impl IntoIterator<Item = SuiteConfig>,
         ttl: Ttls,
-        provider_corp_id: &str,
+        provider_corp_id: &CorpId,
         provider_secret: Option<&str>,
     ) -> Self {
         Self {
@@ -115,19 +115,19 @@ impl World {
                 .collect(),
             corps: BTreeMap::new(),
             creds: Credentials::new(ttl),
-            provider_corp_id: provider_corp_id.to_owned(),
+            provider_corp_id: provider_corp_id.clone(),
             provider_secret: provider_secret.map(str::to_owned),
             next_agent_id: 1_000_002,
         }
     }
 
     /// The provider's corp id.
-    pub fn provider_corp_id(&self) -> &str {
+    pub fn provider_corp_id(&self) -> &CorpId {
         &self.provider_corp_id
     }
 
     /// The suite `suite_id`.
-    pub fn suite(&self, suite_id: &str) -> Option<&SuiteConfig> {
+    pub fn suite(&self, suite_id: &SuiteId) -> Option<&SuiteConfig> {
         self.suites.get(suite_id)
     }
 
@@ -137,29 +137,32 @@ impl World {
     }
 
     /// The named suite, or the only one when none is named.
-    pub fn pick_suite(&self, suite_id: Option<&str>) -> Result<String, StateError> {
+    pub fn pick_suite(&self, suite_id: Option<&SuiteId>) -> Result<SuiteId, StateError> {
         match suite_id {
-            Some(id) if self.suites.contains_key(id) => Ok(id.to_owned()),
-            Some(id) => Err(StateError::UnknownSuite(id.to_owned())),
-            None if self.suites.len() == 1 => {
-                Ok(self.suites.keys().next().cloned().unwrap_or_default())
-            }
+            Some(id) if self.suites.contains_key(id) => Ok(id.clone()),
+            Some(id) => Err(StateError::UnknownSuite(id.to_string())),
+            None if self.suites.len() == 1 => self
+                .suites
+                .keys()
+                .next()
+                .cloned()
+                .ok_or(StateError::SuiteRequired),
             None => Err(StateError::SuiteRequired),
         }
     }
 
     /// The corp `corp_id`.
-    pub fn corp(&self, corp_id: &str) -> Result<&Corp, StateError> {
+    pub fn corp(&self, corp_id: &CorpId) -> Result<&Corp, StateError> {
         self.corps
             .get(corp_id)
-            .ok_or_else(|| StateError::UnknownCorp(corp_id.to_owned()))
+            .ok_or_else(|| StateError::UnknownCorp(corp_id.to_string()))
     }
 
     /// The corp `corp_id`, mutably.
-    pub fn corp_mut(&mut self, corp_id: &str) -> Result<&mut Corp, StateError> {
+    pub fn corp_mut(&mut self, corp_id: &CorpId) -> Result<&mut Corp, StateError> {
         self.corps
             .get_mut(corp_id)
-            .ok_or_else(|| StateError::UnknownCorp(corp_id.to_owned()))
+            .ok_or_else(|| StateError::UnknownCorp(corp_id.to_string()))
     }
 
     /// Every corp, by id.
@@ -168,24 +171,24 @@ impl World {
     }
 
     /// Whether `corp_id` is taken.
-    pub fn has_corp(&self, corp_id: &str) -> bool {
+    pub fn has_corp(&self, corp_id: &CorpId) -> bool {
         self.corps.contains_key(corp_id)
     }
 
     /// Adds a corp with an already seeded directory.
     pub fn add_corp(
         &mut self,
-        corp_id: &str,
+        corp_id: &CorpId,
         name: &str,
         spec: &CorpSpec,
         seeded: SeedSpec,
         directory: Directory,
     ) -> Result<&Corp, StateError> {
         if self.corps.contains_key(corp_id) {
-            return Err(StateError::CorpExists(corp_id.to_owned()));
+            return Err(StateError::CorpExists(corp_id.clone()));
         }
         let corp = Corp {
-            id: corp_id.to_owned(),
+            id: corp_id.clone(),
             name: name.to_owned(),
             directory,
             scope: spec.scope.clone().unwrap_or_default(),
@@ -193,15 +196,15 @@ impl World {
             auths: BTreeMap::new(),
             seeded,
         };
-        Ok(self.corps.entry(corp_id.to_owned()).or_insert(corp))
+        Ok(self.corps.entry(corp_id.clone()).or_insert(corp))
     }
 
     /// What a corp admin scanning the template QR does: installs the app (new agentid, new
     /// secret; a cancelled app comes back with a fresh secret) and mints the AuthCode.
     pub fn authorize(
         &mut self,
-        corp_id: &str,
-        suite_id: &str,
+        corp_id: &CorpId,
+        suite_id: &SuiteId,
         state: Option<String>,
         now_ms: i64,
     ) -> Result<Granted, StateError> {
@@ -211,8 +214,8 @@ impl World {
         let agent_id = match corp.auths.get(suite_id) {
             Some(auth) if auth.status == AuthStatus::Active => {
                 return Err(StateError::AlreadyAuthorized {
-                    suite_id: suite_id.to_owned(),
-                    corp_id: corp_id.to_owned(),
+                    suite_id: suite_id.clone(),
+                    corp_id: corp_id.clone(),
                 });
             }
             Some(auth) => auth.agent_id,
@@ -220,9 +223,9 @@ impl World {
                 .map_err(|error| StateError::Invalid(error.to_string()))?,
         };
         corp.auths.insert(
-            suite_id.to_owned(),
+            suite_id.clone(),
             Authorization {
-                suite_id: suite_id.to_owned(),
+                suite_id: suite_id.clone(),
                 agent_id,
                 permanent_code: secret(43),
                 status: AuthStatus::Active,
@@ -246,8 +249,8 @@ impl World {
     /// working at once) and an AuthCode to fetch it with.
     pub fn reset_secret(
         &mut self,
-        corp_id: &str,
-        suite_id: &str,
+        corp_id: &CorpId,
+        suite_id: &SuiteId,
         now_ms: i64,
     ) -> Result<Granted, StateError> {
         let auth = self.active_auth_mut(corp_id, suite_id)?;
@@ -261,7 +264,7 @@ impl World {
     }
 
     /// The corp removes the app. Its tokens answer 48004 from now on.
-    pub fn cancel(&mut self, corp_id: &str, suite_id: &str) -> Result<(), StateError> {
+    pub fn cancel(&mut self, corp_id: &CorpId, suite_id: &SuiteId) -> Result<(), StateError> {
         self.active_auth_mut(corp_id, suite_id)?.status = AuthStatus::Cancelled;
         Ok(())
     }
@@ -271,15 +274,15 @@ impl World {
     /// (see `api::corp`). 409-style [`StateError::AlreadySwitched`] when nothing would change.
     pub fn set_disabled(
         &mut self,
-        corp_id: &str,
-        suite_id: &str,
+        corp_id: &CorpId,
+        suite_id: &SuiteId,
         disabled: bool,
     ) -> Result<AgentId, StateError> {
         let auth = self.active_auth_mut(corp_id, suite_id)?;
         if auth.disabled == disabled {
             return Err(StateError::AlreadySwitched {
-                suite_id: suite_id.to_owned(),
-                corp_id: corp_id.to_owned(),
+                suite_id: suite_id.clone(),
+                corp_id: corp_id.clone(),
                 state: if disabled { "disabled" } else { "enabled" },
             });
         }
@@ -290,7 +293,7 @@ impl World {
     /// Changes the corp's scope and/or grants.
     pub fn change_scope(
         &mut self,
-        corp_id: &str,
+        corp_id: &CorpId,
         scope: Option<Scope>,
         permissions: Option<Vec<String>>,
     ) -> Result<(), StateError> {
@@ -306,8 +309,8 @@ impl World {
 
     fn active_auth_mut(
         &mut self,
-        corp_id: &str,
-        suite_id: &str,
+        corp_id: &CorpId,
+        suite_id: &SuiteId,
     ) -> Result<&mut Authorization, StateError> {
         self.pick_suite(Some(suite_id))?;
         self.corp_mut(corp_id)?
@@ -315,13 +318,13 @@ impl World {
             .get_mut(suite_id)
             .filter(|a| a.status == AuthStatus::Active)
             .ok_or_else(|| StateError::NotAuthorized {
-                suite_id: suite_id.to_owned(),
-                corp_id: corp_id.to_owned(),
+                suite_id: suite_id.clone(),
+                corp_id: corp_id.clone(),
             })
     }
 
     /// Issues a suite ticket (the push is the caller's business).
-    pub fn issue_ticket(&mut self, suite_id: &str, now_ms: i64) -> Result<String, StateError> {
+    pub fn issue_ticket(&mut self, suite_id: &SuiteId, now_ms: i64) -> Result<String, StateError> {
         self.pick_suite(Some(suite_id))?;
         Ok(self.creds.issue_ticket(suite_id, now_ms))
     }
@@ -334,32 +337,34 @@ impl World {
         req: &SuiteTokenRequest,
         now_ms: i64,
     ) -> Result<Issued, ApiFailure> {
+        let suite_id: SuiteId = req
+            .suite_id
+            .parse()
+            .map_err(|_| errcode::INVALID_SUITE_ID)?;
         let suite = self
             .suites
-            .get(&req.suite_id)
+            .get(&suite_id)
             .ok_or(errcode::INVALID_SUITE_ID)?;
         if suite.expose_suite_secret() != req.suite_secret {
             return Err(errcode::INVALID_CREDENTIAL);
         }
         if !self
             .creds
-            .ticket_valid(&req.suite_id, &req.suite_ticket, now_ms)
+            .ticket_valid(&suite_id, &req.suite_ticket, now_ms)
         {
             return Err(errcode::INVALID_SUITE_TICKET);
         }
-        Ok(self
-            .creds
-            .issue_token(TokenOwner::Suite(req.suite_id.clone()), now_ms))
+        Ok(self.creds.issue_token(TokenOwner::Suite(suite_id), now_ms))
     }
 
     /// `service/get_provider_token`: 40013 wrong corpid, 40001 wrong (or unset) secret.
     pub fn provider_token(
         &mut self,
-        corp_id: &str,
+        corp_id: &CorpId,
         provider_secret: &str,
         now_ms: i64,
     ) -> Result<Issued, ApiFailure> {
-        if corp_id != self.provider_corp_id {
+        if *corp_id != self.provider_corp_id {
             return Err(errcode::INVALID_CORPID);
         }
         if self.provider_secret.as_deref() != Some(provider_secret) {
@@ -369,7 +374,7 @@ impl World {
     }
 
     /// The suite a `suite_access_token` belongs to: 41022 missing, 40082 unknown, 42009 expired.
-    pub fn suite_of_token(&self, token: Option<&str>, now_ms: i64) -> Result<String, ApiFailure> {
+    pub fn suite_of_token(&self, token: Option<&str>, now_ms: i64) -> Result<SuiteId, ApiFailure> {
         let token = token
             .filter(|t| !t.is_empty())
             .ok_or(errcode::MISSING_SUITE_TOKEN)?;
@@ -384,10 +389,10 @@ impl World {
     /// another suite's, or if the app was cancelled meanwhile); the corp it authorized.
     pub fn exchange_auth_code(
         &mut self,
-        suite_id: &str,
+        suite_id: &SuiteId,
         auth_code: &str,
         now_ms: i64,
-    ) -> Result<String, ApiFailure> {
+    ) -> Result<CorpId, ApiFailure> {
         let corp_id = self
             .creds
             .consume_auth_code(suite_id, auth_code, now_ms)
@@ -408,8 +413,8 @@ impl World {
     /// code is not the active app's secret.
     pub fn auth_by_code(
         &self,
-        suite_id: &str,
-        corp_id: &str,
+        suite_id: &SuiteId,
+        corp_id: &CorpId,
         permanent_code: &str,
     ) -> Result<(&Corp, &Authorization), ApiFailure> {
         let corp = self
@@ -423,17 +428,15 @@ impl World {
         Ok((corp, auth))
     }
 
-    /// `gettoken`: 41002/41004 missing, 40013 unknown corp, 48004 the app was cancelled,
-    /// 40001 wrong secret (including a secret replaced by reset-secret).
+    /// `gettoken`: 41004 missing secret, 40013 unknown corp, 48004 the app was cancelled,
+    /// 40001 wrong secret (including a secret replaced by reset-secret). (A missing or
+    /// malformed corpid is answered before: 41002 / 40013.)
     pub fn corp_token(
         &mut self,
-        corp_id: &str,
+        corp_id: &CorpId,
         corp_secret: &str,
         now_ms: i64,
     ) -> Result<Issued, ApiFailure> {
-        if corp_id.is_empty() {
-            return Err(errcode::MISSING_CORPID);
-        }
         if corp_secret.is_empty() {
             return Err(errcode::MISSING_SECRET);
         }
@@ -477,9 +480,9 @@ impl World {
     }
 }
 
-fn corp_owner(corp_id: &str, suite_id: &str) -> TokenOwner {
+fn corp_owner(corp_id: &CorpId, suite_id: &SuiteId) -> TokenOwner {
     TokenOwner::Corp {
-        corp_id: corp_id.to_owned(),
-        suite_id: suite_id.to_owned(),
+        corp_id: corp_id.clone(),
+        suite_id: suite_id.clone(),
     }
 }
