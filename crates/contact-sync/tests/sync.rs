@@ -379,7 +379,7 @@ async fn a_full_sync_under_busy_and_rate_limit_bursts_slows_down_and_completes()
     let tenant = bench
         .authorized_corp(
             "wwfaulty001",
-            json!({"users": 400, "departments": 30, "seed": 8}),
+            json!({"users": 120, "departments": 8, "seed": 8}),
         )
         .await;
     bench
@@ -388,7 +388,7 @@ async fn a_full_sync_under_busy_and_rate_limit_bursts_slows_down_and_completes()
             "/sim/faults",
             json!({
                 "fault_rate": 0.15,
-                "rate_limits": {"user/list": {"limit": 10, "window_secs": 2}}
+                "rate_limits": {"user/list": {"limit": 4, "window_secs": 1}}
             }),
         )
         .await;
