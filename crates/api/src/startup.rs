@@ -55,31 +55,6 @@ impl std::fmt::Debug for Application {
     }
 }
 
-/// Refuses to start when the database holds secrets this process cannot open: it would seal
-/// tokens and tickets under a key the other replicas and services cannot open.
-async fn check_keys(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<()> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .context("DATABASE_URL: cannot connect to Postgres")?;
-    let unopenable = store::rotation::unopenable_keys(&mut conn, secrets)
-        .await
-        .context("checking the stored secrets against DAIKAI_SECRET_KEY")?;
-    if unopenable.is_empty() {
-        return Ok(());
-    }
-    let problems = unopenable
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
-    anyhow::bail!(
-        "DAIKAI_SECRET_KEY / DAIKAI_SECRET_KEYS_PREVIOUS: the database holds secrets this process \
-         cannot open: {problems}. Refusing to start: configure the key the other services use \
-         (docs/operations.md)"
-    )
-}
-
 impl Application {
     /// Connects, checks the schema and the keys, and binds `config.addr`. Must run within Tokio.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -91,7 +66,7 @@ impl Application {
             .context("DATABASE_URL: cannot connect to Postgres")?;
         store::check_schema(&pool).await?;
         let secrets = SecretBox::new(config.keyring.clone());
-        check_keys(&pool, &secrets).await?;
+        runtime::keys::check_keys(&pool, &secrets).await?;
         let client = Client::new(ClientConfig::new(config.wecom_api_base.clone()))
             .context("WECOM_API_BASE")?;
         let openapi = serde_json::to_string(&openapi::document())

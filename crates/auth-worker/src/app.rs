@@ -53,41 +53,6 @@ impl std::fmt::Debug for Application {
     }
 }
 
-/// Refuses to start when the database holds secrets this worker's keyring cannot open. Such a
-/// replica would consume messages and seal new AuthCodes, tickets and permanent codes under its
-/// own key, which the correctly configured replicas then cannot open: single-use AuthCodes
-/// would be lost.
-async fn check_keys(pool: &PgPool, secrets: &SecretBox) -> anyhow::Result<()> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .context("DATABASE_URL: cannot connect to Postgres")?;
-    let unopenable = store::rotation::unopenable_keys(&mut conn, secrets)
-        .await
-        .context("checking the stored secrets against DAIKAI_SECRET_KEY")?;
-    if unopenable.is_empty() {
-        return Ok(());
-    }
-    let problems = unopenable
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
-    let configured = secrets
-        .keyring()
-        .key_ids()
-        .iter()
-        .map(store::KeyId::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    anyhow::bail!(
-        "DAIKAI_SECRET_KEY / DAIKAI_SECRET_KEYS_PREVIOUS: the database holds secrets this worker \
-         cannot open: {problems}. Configured key ids: {configured}. Refusing to start: new \
-         secrets sealed under this worker's key could not be opened by the other replicas. \
-         Configure the key the other replicas use (docs/operations.md)"
-    )
-}
-
 impl Application {
     /// Connects, checks the schema, and binds the health listener. Must run within Tokio.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
@@ -101,7 +66,7 @@ impl Application {
         let inbox_retention = chrono::TimeDelta::from_std(config.inbox_retention)
             .context("INBOX_RETENTION_HOURS: out of range")?;
         let secrets = SecretBox::new(config.keyring.clone());
-        check_keys(&pool, &secrets).await?;
+        runtime::keys::check_keys(&pool, &secrets).await?;
         let client = Client::new(ClientConfig::new(config.wecom_api_base.clone()))
             .context("WECOM_API_BASE")?;
         let tokens = TokenService::new(pool.clone(), client, secrets.clone());

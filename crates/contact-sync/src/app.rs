@@ -1,6 +1,7 @@
 //! Wiring: configuration in, a worker ready to run out.
 //!
-//! [`Application::build`] connects to Postgres (refusing an older schema), builds the token
+//! [`Application::build`] connects to Postgres (refusing an older schema and a secret key that
+//! cannot open what the database holds), builds the token
 //! service and the consumer of `wecom.contacts`, and binds the health listener.
 //! [`Application::run`] consumes and ticks the schedule until the shutdown token fires, then
 //! stops in order: no new messages, in-flight ones finished and acked, the schedule stopped
@@ -63,6 +64,8 @@ impl Application {
             .context("DATABASE_URL: cannot connect to Postgres")?;
         store::check_schema(&pool).await?;
         let secrets = SecretBox::new(config.keyring.clone());
+        // It seals the corp tokens it refreshes: a wrong key would lock the other replicas out.
+        runtime::keys::check_keys(&pool, &secrets).await?;
         let client = Client::new(ClientConfig::new(config.wecom_api_base.clone()))
             .context("WECOM_API_BASE")?;
         let tokens = TokenService::new(pool.clone(), client, secrets);

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod health;
+pub mod keys;
 pub mod shutdown;
 pub mod telemetry;
 
