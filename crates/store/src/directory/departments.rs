@@ -4,7 +4,7 @@ use sqlx::PgConnection;
 use wecom::api::Department;
 use wecom::ids::{DepartmentId, UserId};
 
-use super::{Observation, Written, content_hash, written};
+use super::{Entity, Observation, Written, content_hash, tombstone, written};
 use crate::error::StoreError;
 
 /// Writes a batch of departments observed by one read, in one statement; each row only if no
@@ -97,34 +97,16 @@ pub async fn tombstone_department(
     observation: &Observation,
     department_id: DepartmentId,
 ) -> Result<bool, StoreError> {
-    let was_live: Option<bool> = sqlx::query_scalar(
-        "with old as (
-           select deleted_at is null as live from directory_departments
-           where tenant_id = $1 and department_id = $2
-         ),
-         written as (
-           insert into directory_departments as d
-               (tenant_id, department_id, observed_at, wecom_time, deleted_at, updated_at)
-           values ($1, $2, $3, $4, $3, now())
-           on conflict (tenant_id, department_id) do update set
-             observed_at = excluded.observed_at,
-             wecom_time = greatest(d.wecom_time, excluded.wecom_time),
-             deleted_at = coalesce(d.deleted_at, excluded.deleted_at),
-             updated_at = now()
-           where d.observed_at <= excluded.observed_at
-           returning 1
-         )
-         select coalesce((select live from old), false) from written",
+    let Some(was_live) = tombstone(
+        &mut *conn,
+        Entity::Department,
+        observation,
+        department_id.get(),
     )
-    .bind(observation.tenant_id)
-    .bind(department_id.get())
-    .bind(observation.observed_at)
-    .bind(observation.wecom_time)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if was_live.is_none() {
+    .await?
+    else {
         return Ok(false);
-    }
+    };
     sqlx::query(
         "delete from directory_tag_departments where tenant_id = $1 and department_id = $2",
     )
@@ -132,7 +114,7 @@ pub async fn tombstone_department(
     .bind(department_id.get())
     .execute(conn)
     .await?;
-    Ok(was_live == Some(true))
+    Ok(was_live)
 }
 
 /// Whether the mirror holds the department as live.

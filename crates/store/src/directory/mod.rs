@@ -155,6 +155,65 @@ pub async fn purge_tenant(conn: &mut PgConnection, tenant_id: i64) -> Result<u64
     Ok(removed)
 }
 
+/// Which entity table a tombstone goes to, and its key column.
+#[derive(Clone, Copy)]
+enum Entity {
+    User,
+    Department,
+    Tag,
+}
+
+impl Entity {
+    fn table_and_key(self) -> (&'static str, &'static str) {
+        match self {
+            Self::User => ("directory_users", "user_id"),
+            Self::Department => ("directory_departments", "department_id"),
+            Self::Tag => ("directory_tags", "tag_id"),
+        }
+    }
+}
+
+/// Records that WeCom no longer shows the entity `key` as a tombstone observed at
+/// `observation.observed_at` (a row is inserted if there was none, so a slower read from before
+/// cannot create it), unless a later observation is stored. `None` when a later one won;
+/// otherwise whether a live row became the tombstone.
+async fn tombstone<K>(
+    conn: &mut PgConnection,
+    entity: Entity,
+    observation: &Observation,
+    key: K,
+) -> Result<Option<bool>, StoreError>
+where
+    K: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
+{
+    let (table, key_column) = entity.table_and_key();
+    let statement = format!(
+        "with old as (
+           select deleted_at is null as live from {table}
+           where tenant_id = $1 and {key_column} = $2
+         ),
+         written as (
+           insert into {table} as d (tenant_id, {key_column}, observed_at, wecom_time, deleted_at, updated_at)
+           values ($1, $2, $3, $4, $3, now())
+           on conflict (tenant_id, {key_column}) do update set
+             observed_at = excluded.observed_at,
+             wecom_time = greatest(d.wecom_time, excluded.wecom_time),
+             deleted_at = coalesce(d.deleted_at, excluded.deleted_at),
+             updated_at = now()
+           where d.observed_at <= excluded.observed_at
+           returning 1
+         )
+         select coalesce((select live from old), false) from written"
+    );
+    Ok(sqlx::query_scalar(&statement)
+        .bind(observation.tenant_id)
+        .bind(key)
+        .bind(observation.observed_at)
+        .bind(observation.wecom_time)
+        .fetch_optional(conn)
+        .await?)
+}
+
 /// SHA-256 of a row's canonical JSON: two observations with the same hash hold the same content.
 fn content_hash<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let json = serde_json::to_vec(value).unwrap_or_default();

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use wecom::ids::{DepartmentId, TagId, UserId};
 
-use super::{Observation, Written, content_hash, written};
+use super::{Entity, Observation, Written, content_hash, tombstone, written};
 use crate::error::StoreError;
 
 /// A tag as `tag/list` and `tag/get` show it to the app, members and departments sorted. The
@@ -166,34 +166,12 @@ pub async fn tombstone_tag(
     observation: &Observation,
     tag_id: TagId,
 ) -> Result<bool, StoreError> {
-    let was_live: Option<bool> = sqlx::query_scalar(
-        "with old as (
-           select deleted_at is null as live from directory_tags where tenant_id = $1 and tag_id = $2
-         ),
-         written as (
-           insert into directory_tags as d (tenant_id, tag_id, observed_at, wecom_time, deleted_at, updated_at)
-           values ($1, $2, $3, $4, $3, now())
-           on conflict (tenant_id, tag_id) do update set
-             observed_at = excluded.observed_at,
-             wecom_time = greatest(d.wecom_time, excluded.wecom_time),
-             deleted_at = coalesce(d.deleted_at, excluded.deleted_at),
-             updated_at = now()
-           where d.observed_at <= excluded.observed_at
-           returning 1
-         )
-         select coalesce((select live from old), false) from written",
-    )
-    .bind(observation.tenant_id)
-    .bind(tag_id.get())
-    .bind(observation.observed_at)
-    .bind(observation.wecom_time)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if was_live.is_none() {
+    let Some(was_live) = tombstone(&mut *conn, Entity::Tag, observation, tag_id.get()).await?
+    else {
         return Ok(false);
-    }
+    };
     replace_members(conn, observation.tenant_id, &[tag_id.get()], &[]).await?;
-    Ok(was_live == Some(true))
+    Ok(was_live)
 }
 
 /// A tag row with its member and department lists.

@@ -5,7 +5,7 @@ use sqlx::PgConnection;
 use wecom::api::{ExtAttr, User};
 use wecom::ids::{DepartmentId, UserId};
 
-use super::{Observation, Written, content_hash, json_text, written};
+use super::{Entity, Observation, Written, content_hash, json_text, tombstone, written};
 use crate::error::StoreError;
 
 /// Columns of one member, as `unnest` takes them: one vector per column.
@@ -242,33 +242,10 @@ pub async fn tombstone_user(
     observation: &Observation,
     user_id: &UserId,
 ) -> Result<bool, StoreError> {
-    let was_live: Option<bool> = sqlx::query_scalar(
-        "with old as (
-           select deleted_at is null as live from directory_users
-           where tenant_id = $1 and user_id = $2
-         ),
-         written as (
-           insert into directory_users as d (tenant_id, user_id, observed_at, wecom_time, deleted_at, updated_at)
-           values ($1, $2, $3, $4, $3, now())
-           on conflict (tenant_id, user_id) do update set
-             observed_at = excluded.observed_at,
-             wecom_time = greatest(d.wecom_time, excluded.wecom_time),
-             deleted_at = coalesce(d.deleted_at, excluded.deleted_at),
-             updated_at = now()
-           where d.observed_at <= excluded.observed_at
-           returning 1
-         )
-         select coalesce((select live from old), false) from written",
-    )
-    .bind(observation.tenant_id)
-    .bind(user_id)
-    .bind(observation.observed_at)
-    .bind(observation.wecom_time)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if was_live.is_none() {
+    let Some(was_live) = tombstone(&mut *conn, Entity::User, observation, user_id.clone()).await?
+    else {
         return Ok(false);
-    }
+    };
     sqlx::query(
         "with memberships as (
            delete from directory_user_departments where tenant_id = $1 and user_id = $2
@@ -279,7 +256,7 @@ pub async fn tombstone_user(
     .bind(user_id)
     .execute(conn)
     .await?;
-    Ok(was_live == Some(true))
+    Ok(was_live)
 }
 
 /// Which of `user_ids` the run `run` has already written (full sync: members listed by
