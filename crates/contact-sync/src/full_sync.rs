@@ -221,8 +221,8 @@ impl<'a> Execution<'a> {
             departments::upsert_departments(&mut tx, &self.observation(observed_at), &listed)
                 .await
                 .doing("writing departments")?;
-        self.count("departments", &written, &mut progress);
-        progress.departments += i64::try_from(listed.len()).unwrap_or(i64::MAX);
+        self.record_written("departments", &written, &mut progress);
+        progress.departments += count(listed.len());
         self.checkpoint.departments = listed.iter().map(|d| d.id.get()).collect();
         self.checkpoint.next = 0;
         self.commit(tx, "users", progress).await
@@ -365,8 +365,8 @@ impl<'a> Execution<'a> {
             .buffer_unordered(self.syncer.settings.concurrency)
             .collect()
             .await;
-        progress.api_calls += i64::try_from(answers.len()).unwrap_or(i64::MAX);
-        progress.pages += i64::try_from(answers.len()).unwrap_or(i64::MAX);
+        progress.api_calls += count(answers.len());
+        progress.pages += count(answers.len());
         let mut users = Vec::new();
         for answer in answers {
             match answer {
@@ -478,7 +478,7 @@ impl<'a> Execution<'a> {
             .buffer_unordered(self.syncer.settings.concurrency)
             .collect()
             .await;
-        progress.api_calls += i64::try_from(answers.len()).unwrap_or(i64::MAX);
+        progress.api_calls += count(answers.len());
         let mut users = Vec::with_capacity(answers.len());
         for answer in answers {
             match answer {
@@ -534,7 +534,7 @@ impl<'a> Execution<'a> {
             .buffer_unordered(this.syncer.settings.concurrency)
             .collect()
             .await;
-        progress.api_calls += i64::try_from(answers.len()).unwrap_or(i64::MAX);
+        progress.api_calls += count(answers.len());
         let snapshots = answers
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?
@@ -547,8 +547,8 @@ impl<'a> Execution<'a> {
         let written = tags::upsert_tags(&mut tx, &self.observation(observed_at), &snapshots)
             .await
             .doing("writing tags")?;
-        self.count("tags", &written, &mut progress);
-        progress.tags += i64::try_from(snapshots.len()).unwrap_or(i64::MAX);
+        self.record_written("tags", &written, &mut progress);
+        progress.tags += count(snapshots.len());
         self.commit(tx, "sweep", progress).await
     }
 
@@ -565,7 +565,7 @@ impl<'a> Execution<'a> {
             &mut tx,
             self.run.id,
             &self.syncer.owner,
-            i64::try_from(removed).unwrap_or(i64::MAX),
+            count(removed),
             self.syncer.settings.reconcile_every,
         )
         .await
@@ -600,8 +600,8 @@ impl<'a> Execution<'a> {
         let written = users::upsert_users(tx, &self.observation(observed_at), listed)
             .await
             .doing("writing members")?;
-        self.count("users", &written, progress);
-        progress.users += i64::try_from(written.rows).unwrap_or(i64::MAX);
+        self.record_written("users", &written, progress);
+        progress.users += count(written.rows);
         Ok(())
     }
 
@@ -642,9 +642,9 @@ impl<'a> Execution<'a> {
         Ok(Some(phase))
     }
 
-    fn count(&self, table: &str, written: &Written, progress: &mut Progress) {
-        progress.rows_added += i64::try_from(written.added).unwrap_or(i64::MAX);
-        progress.rows_changed += i64::try_from(written.changed).unwrap_or(i64::MAX);
+    fn record_written(&self, table: &str, written: &Written, progress: &mut Progress) {
+        progress.rows_added += count(written.added);
+        progress.rows_changed += count(written.changed);
         self.syncer
             .metrics
             .rows
@@ -691,4 +691,9 @@ fn scope_departments(tenant: &Tenant) -> Vec<DepartmentId> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A length or row count as the `i64` the run's counters are.
+fn count<N: TryInto<i64>>(n: N) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }

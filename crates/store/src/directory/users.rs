@@ -1,6 +1,5 @@
 //! Members (`directory_users`) and their departments (`directory_user_departments`).
 
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use wecom::api::{ExtAttr, User};
 use wecom::ids::{DepartmentId, UserId};
@@ -278,26 +277,6 @@ pub async fn seen_by_run(
     .await?)
 }
 
-/// Marks members as seen by `run` without rewriting them (their row is newer than the run's
-/// read, so the run's content is not written, but the member exists).
-pub async fn mark_seen(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    run: i64,
-    user_ids: &[String],
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "update directory_users set seen_run = $3
-         where tenant_id = $1 and user_id = any($2::text[]) and deleted_at is null",
-    )
-    .bind(tenant_id)
-    .bind(user_ids)
-    .bind(run)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 #[derive(sqlx::FromRow)]
 struct UserRow {
     user_id: String,
@@ -515,19 +494,4 @@ impl UserRow {
             external_profile: self.external_profile,
         })
     }
-}
-
-/// When the newest observation of `user_id` started, if the tenant's mirror has one.
-pub async fn observed_at(
-    conn: &mut PgConnection,
-    tenant_id: i64,
-    user_id: &UserId,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(sqlx::query_scalar(
-        "select observed_at from directory_users where tenant_id = $1 and user_id = $2",
-    )
-    .bind(tenant_id)
-    .bind(user_id)
-    .fetch_optional(conn)
-    .await?)
 }
