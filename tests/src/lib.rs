@@ -11,6 +11,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod system;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

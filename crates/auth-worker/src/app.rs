@@ -86,7 +86,8 @@ impl Application {
             config.suites.clone(),
             publisher.clone(),
             metrics.clone(),
-        );
+        )
+        .with_claim_lease(config.claim_lease);
         let mut consumer_config = ConsumerConfig::new(
             config.amqp_url.clone(),
             topology,

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bus::{BrokerUrl, DEFAULT_AMQP_URL, Namespace};
+use chrono::TimeDelta;
 pub use runtime::config::{ConfigError, LogFormat};
 use runtime::config::{invalid, keyring, parse_or, positive};
 use secrecy::SecretString;
@@ -53,6 +54,12 @@ pub struct Config {
     pub max_attempts: u32,
     /// `AUTH_WORKER_PUBLISH_TIMEOUT_MS` (default 5000): confirm deadline of `tenant.*` events.
     pub publish_timeout: Duration,
+    /// `AUTH_WORKER_CLAIM_LEASE_SECS` (default 120, at least 15): how long an AuthCode claimed
+    /// for exchange holds off every other delivery of it. A replica that dies during the
+    /// exchange call leaves its claim to lapse; only then is the code sent again. It must outlast
+    /// the longest exchange (four attempts of up to 10 s each): a shorter lease lets a second
+    /// replica send a code the first may still be exchanging. Below 60 s is for tests.
+    pub claim_lease: TimeDelta,
     /// `AUTH_WORKER_SWEEP_SECS` (default 30): how often expired AuthCodes are reported, the
     /// suite-ticket age metric refreshed and the inbox pruned.
     pub sweep_interval: Duration,
@@ -81,6 +88,7 @@ impl fmt::Debug for Config {
             .field("prefetch", &self.prefetch)
             .field("max_attempts", &self.max_attempts)
             .field("publish_timeout", &self.publish_timeout)
+            .field("claim_lease", &self.claim_lease)
             .field("sweep_interval", &self.sweep_interval)
             .field("inbox_retention", &self.inbox_retention)
             .field("log_format", &self.log_format)
@@ -125,6 +133,13 @@ impl Config {
         let publish_timeout = parse_or(&get, "AUTH_WORKER_PUBLISH_TIMEOUT_MS", "5000", |v| {
             positive(v).map(Duration::from_millis)
         })?;
+        let claim_lease = parse_or(&get, "AUTH_WORKER_CLAIM_LEASE_SECS", "120", |v| {
+            let secs = positive::<i64>(v)?;
+            if secs < 15 {
+                return Err("must be at least 15 seconds".to_owned());
+            }
+            Ok(TimeDelta::seconds(secs))
+        })?;
         let sweep_interval = parse_or(&get, "AUTH_WORKER_SWEEP_SECS", "30", |v| {
             positive(v).map(Duration::from_secs)
         })?;
@@ -162,6 +177,7 @@ impl Config {
             prefetch,
             max_attempts,
             publish_timeout,
+            claim_lease,
             sweep_interval,
             inbox_retention,
             log_format,

@@ -36,8 +36,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 use sqlx::{Postgres, Transaction};
 use store::auth_codes::{
-    self, AuthCodeHash, AuthCodeKind, AuthCodeState, CLAIM_LEASE, Claim, ClaimedAuthCode,
-    NewAuthCode,
+    self, AuthCodeHash, AuthCodeKind, AuthCodeState, Claim, ClaimedAuthCode, NewAuthCode,
 };
 use store::tenants::{self, Activation, TenantStatus};
 use store::{CorpId, StoreError, SuiteId};
@@ -146,7 +145,7 @@ pub(crate) async fn run(
 
     let claim = {
         let mut conn = h.connection("claiming the AuthCode").await?;
-        auth_codes::claim_auth_code(&mut conn, &h.secrets, &hash, CLAIM_LEASE)
+        auth_codes::claim_auth_code(&mut conn, &h.secrets, &hash, h.claim_lease)
             .await
             .doing("claiming the AuthCode")?
     };

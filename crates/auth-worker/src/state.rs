@@ -3,6 +3,7 @@
 
 use bus::Publisher;
 use bus::consumer::{HandlerError, Message};
+use chrono::TimeDelta;
 use secrecy::SecretString;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -26,6 +27,10 @@ pub struct AuthHandler {
     pub(crate) suites: Suites,
     pub(crate) publisher: Publisher,
     pub(crate) metrics: Metrics,
+    /// How long a claim on an AuthCode holds off other deliveries ([`Config::claim_lease`]).
+    ///
+    /// [`Config::claim_lease`]: crate::Config::claim_lease
+    pub(crate) claim_lease: TimeDelta,
 }
 
 /// A configured suite: its id and secret.
@@ -36,7 +41,8 @@ pub(crate) struct Suite {
 
 impl AuthHandler {
     /// A handler over the database, the token service (which holds the WeCom client), the
-    /// configured suites, a publisher for `tenant.*` events and the metrics.
+    /// configured suites, a publisher for `tenant.*` events and the metrics, claiming AuthCodes
+    /// for [`store::auth_codes::CLAIM_LEASE`] (see [`Self::with_claim_lease`]).
     pub fn new(
         pool: PgPool,
         secrets: SecretBox,
@@ -52,7 +58,15 @@ impl AuthHandler {
             suites,
             publisher,
             metrics,
+            claim_lease: store::auth_codes::CLAIM_LEASE,
         }
+    }
+
+    /// Claims AuthCodes for `lease` instead.
+    #[must_use]
+    pub fn with_claim_lease(mut self, lease: TimeDelta) -> Self {
+        self.claim_lease = lease;
+        self
     }
 
     pub(crate) fn client(&self) -> &Client {

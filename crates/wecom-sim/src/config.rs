@@ -249,6 +249,7 @@ impl SimConfig {
             &mut d.concurrency_per_url,
         )?;
         env_value(lookup, "SIM_DUPLICATE_RATE", &mut d.duplicate_rate)?;
+        env_value(lookup, "SIM_DUPLICATE_COPIES", &mut d.duplicate_copies)?;
         env_value(lookup, "SIM_SHUFFLE", &mut d.shuffle)?;
         env_value(lookup, "SIM_SHUFFLE_WINDOW_MS", &mut d.shuffle_window_ms)?;
         let f = &mut self.faults;

@@ -479,6 +479,25 @@ async fn duplicate_mode_delivers_every_push_twice() {
 }
 
 #[tokio::test]
+async fn duplicate_copies_deliver_a_push_three_times() {
+    let receiver = Receiver::start();
+    let mut config = with_receiver(&receiver.base);
+    config.delivery.duplicate_rate = 1.0;
+    config.delivery.duplicate_copies = 2;
+    let h = start(config).await;
+    h.ok("POST", &format!("/sim/suites/{SUITE_ID}/ticket"), None)
+        .await;
+    let got = receiver.wait_for(3).await;
+    let plain: Vec<_> = got
+        .iter()
+        .map(|r| open(r, TOKEN, AES_KEY, SUITE_ID).0)
+        .collect();
+    assert!(plain.iter().all(|p| *p == plain[0]));
+    let stats = h.ok("GET", "/sim/stats", None).await;
+    assert_eq!(stats["callbacks"]["duplicates"], 2);
+}
+
+#[tokio::test]
 async fn shuffle_mode_delivers_everything_in_some_order() {
     let receiver = Receiver::start();
     let h = start(with_receiver(&receiver.base)).await;

@@ -117,7 +117,7 @@ impl Dispatcher {
             if config.shuffle {
                 self.collect_window(&mut batch, &config, &shutdown).await;
             }
-            let mut batch = self.with_duplicates(batch, config.duplicate_rate);
+            let mut batch = self.with_duplicates(batch, &config);
             if config.shuffle {
                 self.rng.shuffle(&mut batch);
             }
@@ -148,20 +148,22 @@ impl Dispatcher {
         }
     }
 
-    fn with_duplicates(&mut self, batch: Vec<Job>, rate: f64) -> Vec<Job> {
+    fn with_duplicates(&mut self, batch: Vec<Job>, config: &DeliveryConfig) -> Vec<Job> {
         let mut out = Vec::with_capacity(batch.len());
         for job in batch {
-            if self.rng.chance(rate) {
-                out.push(Job {
-                    push: Arc::clone(&job.push),
-                    url: job.url.clone(),
-                    copy: 1,
-                    done: None,
-                });
-                self.shared.stats.update(|s| {
-                    s.callbacks.duplicates += 1;
-                    s.callbacks.queued += 1;
-                });
+            if self.rng.chance(config.duplicate_rate) {
+                for copy in 1..=config.duplicate_copies {
+                    out.push(Job {
+                        push: Arc::clone(&job.push),
+                        url: job.url.clone(),
+                        copy,
+                        done: None,
+                    });
+                    self.shared.stats.update(|s| {
+                        s.callbacks.duplicates += 1;
+                        s.callbacks.queued += 1;
+                    });
+                }
             }
             out.push(job);
         }

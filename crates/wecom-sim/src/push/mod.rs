@@ -43,8 +43,10 @@ pub struct DeliveryConfig {
     pub retries: u32,
     /// Pause before each retry, in milliseconds.
     pub retry_interval_ms: u64,
-    /// Probability (0..=1) that a push is delivered twice.
+    /// Probability (0..=1) that a push is delivered more than once.
     pub duplicate_rate: f64,
+    /// Extra copies such a push gets (1: delivered twice; 2: three times).
+    pub duplicate_copies: u32,
     /// Deliver pushes in random order.
     pub shuffle: bool,
     /// How long shuffle mode collects pushes before sending them, in milliseconds.
@@ -61,6 +63,7 @@ impl Default for DeliveryConfig {
             retries: 3,
             retry_interval_ms: 1_000,
             duplicate_rate: 0.0,
+            duplicate_copies: 1,
             shuffle: false,
             shuffle_window_ms: 200,
             concurrency_per_url: 1,
@@ -73,6 +76,9 @@ impl DeliveryConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.duplicate_rate) {
             return Err("duplicate_rate must be between 0 and 1".to_owned());
+        }
+        if !(1..=10).contains(&self.duplicate_copies) {
+            return Err("duplicate_copies must be between 1 and 10".to_owned());
         }
         if self.timeout_ms == 0 {
             return Err("timeout_ms must be at least 1".to_owned());
