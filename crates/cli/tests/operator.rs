@@ -3,124 +3,18 @@
 //! real contact-sync (applied once however often they are replayed), exit codes and `--json`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+mod common;
+
 use std::time::Duration;
 
-use bus::{Envelope, Namespace, Tenant, TenantEvent, TenantStatus, Topology};
-use lapin::BasicProperties;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use bus::{Envelope, Tenant, TenantEvent, TenantStatus, WorkQueue};
+use common::{SECRET_KEY, World, daikai, json_of, stderr, stdout};
 use serde_json::{Value, json};
-use store::suites::{NewTicket, store_ticket};
-use store::testing::TestDatabase;
 use store::{CorpId, SuiteId};
 use tokio_util::sync::CancellationToken;
 
-const SECRET_KEY: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const SUITE: &str = "dkclisuite01";
 const AES_KEY: &str = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C";
-
-/// The `daikai` binary with exactly these variables (the rest of the environment cleared of
-/// daikai's).
-fn daikai(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_daikai"));
-    cmd.args(args);
-    for name in [
-        "DATABASE_URL",
-        "AMQP_URL",
-        "AMQP_NAMESPACE",
-        "DAIKAI_SECRET_KEY",
-        "DAIKAI_SECRET_KEYS_PREVIOUS",
-    ] {
-        cmd.env_remove(name);
-    }
-    for (name, value) in env {
-        cmd.env(name, value);
-    }
-    cmd.output().unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json_of(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
-}
-
-/// A database and a declared topology of this test's own.
-struct World {
-    db: TestDatabase,
-    namespace: Namespace,
-    amqp_url: String,
-}
-
-impl World {
-    async fn new() -> Self {
-        let db = test_support::test_db().await;
-        let namespace = bus::testkit::test_namespace();
-        let connection = bus::connect(&test_support::broker_url(), "cli-tests")
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        Topology::new(namespace.clone())
-            .declare(&channel)
-            .await
-            .unwrap();
-        drop(connection.close(200, "done".into()).await);
-        Self {
-            db,
-            namespace,
-            amqp_url: bus::testkit::amqp_url(),
-        }
-    }
-
-    fn env(&self) -> Vec<(&str, &str)> {
-        vec![
-            ("DATABASE_URL", self.db.url()),
-            ("AMQP_URL", self.amqp_url.as_str()),
-            ("AMQP_NAMESPACE", self.namespace.as_str()),
-            ("DAIKAI_SECRET_KEY", SECRET_KEY),
-        ]
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        daikai(args, &self.env())
-    }
-
-    async fn ticket(&self, suite: &str, age: Duration) {
-        let mut conn = self.db.pool().acquire().await.unwrap();
-        let now = chrono::Utc::now();
-        let age = chrono::TimeDelta::from_std(age).unwrap();
-        store_ticket(
-            &mut conn,
-            &test_support::secrets(),
-            &NewTicket {
-                suite_id: &SuiteId::parse(suite).unwrap(),
-                ticket: "TICKET",
-                wecom_time: (now - age).timestamp(),
-                received_at: now - age,
-            },
-        )
-        .await
-        .unwrap();
-    }
-
-    async fn teardown(self) {
-        let connection = bus::connect(&test_support::broker_url(), "cli-tests")
-            .await
-            .unwrap();
-        let channel = connection.create_channel().await.unwrap();
-        drop(Topology::new(self.namespace).delete(&channel).await);
-        drop(connection.close(200, "done".into()).await);
-        self.db.drop_database().await.unwrap();
-    }
-}
 
 #[tokio::test]
 async fn status_is_zero_on_a_healthy_stack_and_three_with_a_stale_ticket() {
@@ -346,54 +240,6 @@ async fn completed_runs(world: &World, tenant: i64) -> Vec<store::directory::run
         .collect()
 }
 
-/// Puts `copies` dead-letter copies of `envelope` into `wecom.contacts.dead`, as the consumer
-/// would (headers with the reason and the original routing key).
-async fn dead_letter(world: &World, envelope: &Envelope, copies: usize) {
-    let topology = Topology::new(world.namespace.clone());
-    let dead = &topology.queue(bus::WorkQueue::Contacts).dead;
-    let connection = bus::connect(&test_support::broker_url(), "cli-tests")
-        .await
-        .unwrap();
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let mut headers = FieldTable::default();
-    headers.insert(
-        bus::consumer::ERROR_HEADER.into(),
-        AMQPValue::LongString("handler panicked: test".into()),
-    );
-    headers.insert(
-        bus::consumer::ROUTING_KEY_HEADER.into(),
-        AMQPValue::LongString(envelope.routing_key().into()),
-    );
-    headers.insert(
-        bus::consumer::ATTEMPT_HEADER.into(),
-        AMQPValue::LongLongInt(1),
-    );
-    for _ in 0..copies {
-        let properties = BasicProperties::default()
-            .with_message_id(envelope.id.to_string().into())
-            .with_correlation_id("cli-test".into())
-            .with_delivery_mode(2)
-            .with_headers(headers.clone());
-        channel
-            .basic_publish(
-                "".into(),
-                dead.as_str().into(),
-                BasicPublishOptions::default(),
-                &envelope.to_json().unwrap(),
-                properties,
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-    drop(connection.close(200, "done".into()).await);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_requests_a_run_and_replaying_a_dead_letter_twice_changes_the_mirror_once() {
     let world = World::new().await;
@@ -427,7 +273,7 @@ async fn sync_requests_a_run_and_replaying_a_dead_letter_twice_changes_the_mirro
         }),
         "replayed-by-test",
     );
-    dead_letter(&world, &envelope, 2).await;
+    world.dead_letter(WorkQueue::Contacts, &envelope, 2).await;
     let id = envelope.id.to_string();
     let listed = json_of(&world.run(&["dead", "list", "contacts", "--json"]));
     assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
@@ -497,9 +343,9 @@ async fn purge_keeps_younger_letters_and_removes_older_ones() {
         "old",
     );
     old.received_at = chrono::Utc::now() - chrono::TimeDelta::days(3);
-    dead_letter(&world, &old, 1).await;
+    world.dead_letter(WorkQueue::Contacts, &old, 1).await;
     let young = Envelope::internal(old.tenant_event().unwrap().clone(), "young");
-    dead_letter(&world, &young, 1).await;
+    world.dead_letter(WorkQueue::Contacts, &young, 1).await;
 
     let out = world.run(&["dead", "purge", "--older-than", "1d"]);
     assert!(out.status.success(), "{}", stderr(&out));
