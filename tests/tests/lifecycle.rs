@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use daikai_tests::SUITE_ID;
-use daikai_tests::system::{self, Options, System, mutations};
+use daikai_tests::system::mutations::{self, Pace};
+use daikai_tests::system::{self, Options, System};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -34,7 +35,7 @@ async fn a_tenant_lives_its_whole_life_through_the_real_processes() {
     assert_eq!(system::member_count(&directory), 10_000);
 
     // 1,000 random directory changes, each pushed as its callback: the mirror follows.
-    let applied = mutations::apply(&system.sim, CORP, 1_000, 0x5EED).await;
+    let applied = mutations::apply(&system.sim, CORP, 1_000, 0x5EED, Pace::Delivered).await;
     assert_eq!(applied.total, 1_000);
     system::wait_converged(&system, CORP, SYNC_LIMIT).await;
 

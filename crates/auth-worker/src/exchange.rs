@@ -153,13 +153,14 @@ pub(crate) async fn run(
     match claim {
         Claim::Ready(claimed) => fresh = ctx.exchange_claimed(claimed).await?,
         Claim::Busy { until } => {
-            // Usually the claimant is done within a second; if it died, its claim lapses at
-            // `until`: come back by then at the latest.
+            // The claimant is usually done within a second; if it died, its claim lapses at
+            // `until`. Come back by then, without spending an attempt: a dead claimant must
+            // not make this delivery run out of attempts before its claim lapses.
             let lapses_in = (until - Utc::now()).to_std().unwrap_or_default();
-            return Err(HandlerError::transient(format!(
-                "AuthCode {hash} is claimed by another exchange until {until}"
-            ))
-            .retry_before(lapses_in)
+            return Err(HandlerError::waiting(
+                format!("AuthCode {hash} is claimed by another exchange until {until}"),
+                lapses_in,
+            )
             .into());
         }
         Claim::Expired(record) => {

@@ -14,6 +14,11 @@
 //!   600 s: see [`crate::topology::RETRY_DELAYS`]), which dead-letters it back into the work queue
 //!   when the delay has passed. The attempt number travels in the [`ATTEMPT_HEADER`]; after
 //!   [`ConsumerConfig::max_attempts`] deliveries the message goes to `{queue}.dead` instead.
+//! - [`HandlerError::Waiting`]: not yet, through no failure: another holder has what the message
+//!   needs (an AuthCode another replica is exchanging) and releases it by a known time at the
+//!   latest (its lease). The message goes to the longest retry tier within that time **without
+//!   spending an attempt**: a holder that died must not make its waiters run out of attempts
+//!   before its lease lapses. The lease bounds the wait, so this cannot loop forever.
 //! - [`HandlerError::Permanent`]: retrying cannot help (bad payload, unknown suite). The message
 //!   goes straight to `{queue}.dead` with the reason in the [`ERROR_HEADER`].
 //! - A body that is not an [`Envelope`] never reaches the handler: it is dead-lettered at once.
@@ -104,6 +109,15 @@ pub enum HandlerError {
         /// is longer (the shortest tier when none is that short).
         retry_before: Option<Duration>,
     },
+    /// Not yet: another holder has what this message needs and releases it within
+    /// `retry_before` at the latest. Retried without spending an attempt.
+    #[error("waiting: {reason}")]
+    Waiting {
+        /// What it waits for (no secrets).
+        reason: String,
+        /// When the holder's lease lapses, from now: the retry comes no later.
+        retry_before: Duration,
+    },
     /// Retrying cannot help: dead-letter now.
     #[error("permanent: {reason}")]
     Permanent {
@@ -145,7 +159,15 @@ impl HandlerError {
                 retry_after,
                 retry_before: Some(deadline),
             },
-            permanent @ Self::Permanent { .. } => permanent,
+            other @ (Self::Waiting { .. } | Self::Permanent { .. }) => other,
+        }
+    }
+
+    /// Waiting for a holder whose lease lapses within `retry_before`.
+    pub fn waiting(reason: impl fmt::Display, retry_before: Duration) -> Self {
+        Self::Waiting {
+            reason: reason.to_string(),
+            retry_before,
         }
     }
 
@@ -159,7 +181,9 @@ impl HandlerError {
     /// The reason, whichever the variant.
     pub fn reason(&self) -> &str {
         match self {
-            Self::Transient { reason, .. } | Self::Permanent { reason } => reason,
+            Self::Transient { reason, .. }
+            | Self::Waiting { reason, .. }
+            | Self::Permanent { reason } => reason,
         }
     }
 }
@@ -573,6 +597,12 @@ enum Disposition {
         window: Window,
         reason: String,
     },
+    /// Back after a retry tier, with the same attempt number.
+    Wait {
+        attempt: u32,
+        retry_before: Duration,
+        reason: String,
+    },
     Dead {
         reason: String,
     },
@@ -665,6 +695,17 @@ async fn handle<H: Handler>(shared: &Shared<H>, message: &Message) -> Dispositio
                 before: retry_before,
             },
         ),
+        Ok(Err(HandlerError::Waiting {
+            reason,
+            retry_before,
+        })) => {
+            tracing::info!(%reason, "waiting for another holder; will retry, same attempt");
+            Disposition::Wait {
+                attempt: message.attempt,
+                retry_before,
+                reason,
+            }
+        }
         Err(panic) => {
             let reason = format!("handler panicked: {}", panic_message(panic.as_ref()));
             tracing::error!(%reason, "handler panicked; dead-lettering the message");
@@ -726,6 +767,15 @@ async fn settle<H>(
         } => {
             let tier = retry_tier(&shared.names, attempt, window);
             let headers = copy_headers(delivery, &shared.names, attempt + 1, &reason);
+            (Outcome::Retried, Some((tier, headers)))
+        }
+        Disposition::Wait {
+            attempt,
+            retry_before,
+            reason,
+        } => {
+            let tier = longest_tier_within(&shared.names, retry_before);
+            let headers = copy_headers(delivery, &shared.names, attempt, &reason);
             (Outcome::Retried, Some((tier, headers)))
         }
         Disposition::Dead { reason } => {
@@ -893,6 +943,15 @@ fn retry_tier(names: &QueueNames, attempt: u32, window: Window) -> String {
     chosen.name.clone()
 }
 
+/// The longest retry tier no longer than `limit` (the shortest when none is that short).
+fn longest_tier_within(names: &QueueNames, limit: Duration) -> String {
+    let window = Window {
+        after: None,
+        before: Some(limit),
+    };
+    retry_tier(names, u32::MAX, window)
+}
+
 /// The delivery's attempt number: the [`ATTEMPT_HEADER`], 1 when absent or unreadable.
 fn attempt_of(delivery: &Delivery) -> u32 {
     delivery
@@ -1025,6 +1084,16 @@ mod tests {
             before: Some(Duration::from_secs(20)),
         };
         assert_eq!(retry_tier(&names, 1, both), "t.wecom.auth.retry.10s");
+    }
+
+    #[test]
+    fn a_waiting_message_comes_back_within_the_holders_lease() {
+        let names = names();
+        let within = |secs| longest_tier_within(&names, Duration::from_secs(secs));
+        assert_eq!(within(115), "t.wecom.auth.retry.60s");
+        assert_eq!(within(30), "t.wecom.auth.retry.10s");
+        assert_eq!(within(0), "t.wecom.auth.retry.1s");
+        assert_eq!(within(5_000), "t.wecom.auth.retry.600s");
     }
 
     #[test]

@@ -28,6 +28,7 @@ use store::directory::runs::{self, Completed, Progress, Start, SyncRun};
 use store::directory::tags::TagSnapshot;
 use store::directory::{self, Observation, Written, departments, tags, users};
 use store::tenants::Tenant;
+use uuid::Uuid;
 use wecom::api::{Department, User};
 use wecom::ids::{DepartmentId, UserId};
 
@@ -74,11 +75,18 @@ enum Finished {
     Lost,
 }
 
-/// Runs a full sync of the tenant for `reason`: starts one, resumes one whose owner died, or —
-/// when another replica is running one — asks it to run again when done. Runs again while
-/// triggers arrived during the run.
-pub(crate) async fn run(syncer: &Syncer, tenant: &Tenant, reason: &str) -> Result<(), SyncError> {
+/// Runs a full sync of the tenant for `reason` (and the event `trigger`, if an event asked):
+/// starts one, resumes one whose owner died, or — when another replica is running one — asks it
+/// to run again when done (unless it is this same event's run, delivered again). Runs again
+/// while triggers arrived during the run.
+pub(crate) async fn run(
+    syncer: &Syncer,
+    tenant: &Tenant,
+    reason: &str,
+    trigger: Option<Uuid>,
+) -> Result<(), SyncError> {
     let mut reason = reason.to_owned();
+    let mut trigger = trigger;
     loop {
         let start = {
             let mut conn = syncer.connection("starting a sync run").await?;
@@ -86,6 +94,7 @@ pub(crate) async fn run(syncer: &Syncer, tenant: &Tenant, reason: &str) -> Resul
                 &mut conn,
                 tenant.id,
                 &reason,
+                trigger,
                 &syncer.owner,
                 syncer.settings.lease,
             )
@@ -114,13 +123,23 @@ pub(crate) async fn run(syncer: &Syncer, tenant: &Tenant, reason: &str) -> Resul
                     .inc();
                 return Ok(());
             }
+            Start::Redelivered(run) => {
+                tracing::info!(
+                    run = run.id,
+                    "this event's sync run is in progress; it resumes from its checkpoint"
+                );
+                return Ok(());
+            }
         };
         syncer.metrics.runs_in_progress.inc();
         let finished = Execution::new(syncer, tenant, &run).execute().await;
         syncer.metrics.runs_in_progress.dec();
         match finished {
             Ok(Finished::Done) => return Ok(()),
-            Ok(Finished::Rerun) => "rerun".clone_into(&mut reason),
+            Ok(Finished::Rerun) => {
+                "rerun".clone_into(&mut reason);
+                trigger = None;
+            }
             Ok(Finished::Lost) => {
                 syncer
                     .metrics

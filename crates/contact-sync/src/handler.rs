@@ -13,6 +13,7 @@ use bus::consumer::{Handler, HandlerError, Message};
 use bus::{Payload, Tenant as TenantInEvent, TenantEvent};
 use store::directory::{self, runs};
 use store::tenants::TenantStatus;
+use uuid::Uuid;
 use wecom::event::Event;
 
 use crate::error::{Doing, SyncError};
@@ -37,13 +38,18 @@ impl Handler for Syncer {
                     &envelope.suite_id,
                     envelope.corp_id.as_ref(),
                     "unparsed_change",
+                    Some(envelope.id),
                 )
                 .await
             }
-            Payload::Tenant(TenantEvent::Activated(tenant)) => self.sync(tenant, "activated").await,
-            Payload::Tenant(TenantEvent::Changed(tenant)) => self.sync(tenant, "changed").await,
+            Payload::Tenant(TenantEvent::Activated(tenant)) => {
+                self.sync(tenant, "activated", envelope.id).await
+            }
+            Payload::Tenant(TenantEvent::Changed(tenant)) => {
+                self.sync(tenant, "changed", envelope.id).await
+            }
             Payload::Tenant(TenantEvent::SyncRequested(tenant)) => {
-                self.sync(tenant, "requested").await
+                self.sync(tenant, "requested", envelope.id).await
             }
             Payload::Tenant(TenantEvent::Revoked(tenant)) => self.revoke(tenant).await,
             Payload::Wecom(_) => Err(SyncError::Invalid(format!(
@@ -56,8 +62,13 @@ impl Handler for Syncer {
 }
 
 impl Syncer {
-    async fn sync(&self, event: &TenantInEvent, reason: &str) -> Result<(), SyncError> {
-        self.sync_tenant(&event.suite_id, Some(&event.corp_id), reason)
+    async fn sync(
+        &self,
+        event: &TenantInEvent,
+        reason: &str,
+        trigger: Uuid,
+    ) -> Result<(), SyncError> {
+        self.sync_tenant(&event.suite_id, Some(&event.corp_id), reason, Some(trigger))
             .await
     }
 
@@ -67,6 +78,7 @@ impl Syncer {
         suite_id: &store::SuiteId,
         corp_id: Option<&store::CorpId>,
         reason: &str,
+        trigger: Option<Uuid>,
     ) -> Result<(), SyncError> {
         let Some(corp_id) = corp_id else {
             return Err(SyncError::Invalid(
@@ -75,7 +87,7 @@ impl Syncer {
         };
         match self.tenant(suite_id, corp_id).await? {
             Some(tenant) if tenant.status == TenantStatus::Active => {
-                full_sync::run(self, &tenant, reason).await
+                full_sync::run(self, &tenant, reason, trigger).await
             }
             other => {
                 tracing::info!(

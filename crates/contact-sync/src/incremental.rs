@@ -58,6 +58,7 @@ pub(crate) async fn apply(
     };
     let target = Target {
         syncer,
+        event_id: envelope.id,
         tenant: TenantRef {
             id: tenant.id,
             suite_id: envelope.suite_id.clone(),
@@ -96,6 +97,8 @@ pub(crate) async fn apply(
 /// The tenant an event is about, and the WeCom time of the event.
 struct Target<'a> {
     syncer: &'a Syncer,
+    /// The event being applied (the trigger of any full sync it needs).
+    event_id: uuid::Uuid,
     tenant: TenantRef,
     wecom_time: Option<DateTime<Utc>>,
 }
@@ -253,7 +256,7 @@ impl Target<'_> {
         else {
             return Ok(());
         };
-        full_sync::run(self.syncer, &tenant, reason).await
+        full_sync::run(self.syncer, &tenant, reason, Some(self.event_id)).await
     }
 }
 

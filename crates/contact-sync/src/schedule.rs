@@ -100,7 +100,7 @@ async fn sync_by_id(syncer: &Syncer, tenant_id: i64, reason: &str) -> Result<(),
     };
     match tenant {
         Some(tenant) if tenant.status == store::tenants::TenantStatus::Active => {
-            full_sync::run(syncer, &tenant, reason).await
+            full_sync::run(syncer, &tenant, reason, None).await
         }
         _ => Ok(()),
     }

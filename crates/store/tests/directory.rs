@@ -214,10 +214,16 @@ async fn the_sweep_removes_what_the_run_did_not_see_and_keeps_later_observations
     )
     .await
     .unwrap();
-    let Start::New(run) = runs::start(&mut conn, tenant_id, "test", "me", Duration::from_secs(60))
-        .await
-        .unwrap()
-    else {
+    let Start::New(run) = runs::start(
+        &mut conn,
+        tenant_id,
+        "test",
+        None,
+        "me",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap() else {
         panic!("a new run");
     };
     users::upsert_users(
@@ -261,13 +267,23 @@ async fn one_run_per_tenant_with_reruns_takeovers_and_fencing() {
     let tenant_id = tenant(&db).await;
     let mut conn = db.pool().acquire().await.unwrap();
     let lease = Duration::from_secs(60);
-    let Start::New(run) = runs::start(&mut conn, tenant_id, "activated", "a", lease)
+    let trigger = uuid::Uuid::now_v7();
+    let Start::New(run) = runs::start(&mut conn, tenant_id, "activated", Some(trigger), "a", lease)
         .await
         .unwrap()
     else {
         panic!("a new run");
     };
-    let Start::Busy(busy) = runs::start(&mut conn, tenant_id, "changed", "b", lease)
+    // The same event delivered again (its consumer died): its own run, no second pass.
+    let Start::Redelivered(same) =
+        runs::start(&mut conn, tenant_id, "activated", Some(trigger), "b", lease)
+            .await
+            .unwrap()
+    else {
+        panic!("the event's own run");
+    };
+    assert!(same.id == run.id && !same.rerun_requested);
+    let Start::Busy(busy) = runs::start(&mut conn, tenant_id, "changed", None, "b", lease)
         .await
         .unwrap()
     else {
@@ -280,7 +296,7 @@ async fn one_run_per_tenant_with_reruns_takeovers_and_fencing() {
         .execute(&mut *conn)
         .await
         .unwrap();
-    let Start::TakenOver(taken) = runs::start(&mut conn, tenant_id, "changed", "b", lease)
+    let Start::TakenOver(taken) = runs::start(&mut conn, tenant_id, "changed", None, "b", lease)
         .await
         .unwrap()
     else {
@@ -336,7 +352,7 @@ async fn one_run_per_tenant_with_reruns_takeovers_and_fencing() {
         ("completed", 2, "done")
     );
     assert!(matches!(
-        runs::start(&mut conn, tenant_id, "rerun", "b", lease)
+        runs::start(&mut conn, tenant_id, "rerun", None, "b", lease)
             .await
             .unwrap(),
         Start::New(_)

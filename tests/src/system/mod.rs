@@ -194,6 +194,7 @@ impl System {
             ("INGRESS_WORKERS", "1"),
         ]));
         let name = self.next_name("ingress");
+        env.push(hostname(&name));
         let process = Process::spawn(Binary::Ingress, &name, &env, &self.log_dir);
         let process = ready(process, self.ingress_addr).await;
         self.services.push(process);
@@ -235,6 +236,7 @@ impl System {
         ]));
         env.extend(self.options.auth_env.iter().cloned());
         let name = self.next_name("auth-worker");
+        env.push(hostname(&name));
         let process = Process::spawn(Binary::AuthWorker, &name, &env, &self.log_dir);
         self.auth_workers.push(ready(process, health).await);
     }
@@ -253,6 +255,7 @@ impl System {
         ]));
         env.extend(self.options.sync_env.iter().cloned());
         let name = self.next_name("contact-sync");
+        env.push(hostname(&name));
         let process = Process::spawn(Binary::ContactSync, &name, &env, &self.log_dir);
         self.contact_syncs.push(ready(process, health).await);
     }
@@ -366,6 +369,12 @@ fn suite_vars() -> impl Iterator<Item = (&'static str, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k, v.to_owned()))
+}
+
+/// `HOSTNAME` as a container or pod would have it: the process's name, which contact sync puts
+/// in the owner of the runs it works on.
+fn hostname(name: &str) -> (String, String) {
+    ("HOSTNAME".to_owned(), name.to_owned())
 }
 
 /// A free local port (bound and released: the service binds it a moment later).

@@ -122,15 +122,25 @@ pub struct Applied {
     pub tags: usize,
 }
 
-/// Makes `count` random changes to `corp_id`'s directory, each pushed (and delivered) before
-/// the next one. Created ids derive from `seed`: use another seed for another round on the
-/// same corp.
-pub async fn apply(sim: &SimClient, corp_id: &str, count: usize, seed: u64) -> Applied {
+/// Whether each change waits for its callback's delivery before the next one is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// One at a time: the next change after the push was delivered (WeCom's usual order).
+    Delivered,
+    /// As fast as the simulator takes them: pushes queue up (and shuffle, if it shuffles, or
+    /// wait out an outage of the ingress). [`SimClient::wait_deliveries_settled`] then waits.
+    Queued,
+}
+
+/// Makes `count` random changes to `corp_id`'s directory, each pushed as its callback, at
+/// `pace`. Created ids derive from `seed`: use another seed for another round on the same corp.
+pub async fn apply(sim: &SimClient, corp_id: &str, count: usize, seed: u64, pace: Pace) -> Applied {
     let mut model = Model::load(sim, corp_id).await;
     let mut rng = Rng(seed);
     let mut applied = Applied::default();
     let base = format!("/sim/corps/{corp_id}");
     let mut serial = 0_u64;
+    let sim = &Mutator { sim, pace };
     while applied.total < count {
         serial += 1;
         let roll = rng.below(100);
@@ -157,11 +167,19 @@ pub async fn apply(sim: &SimClient, corp_id: &str, count: usize, seed: u64) -> A
     applied
 }
 
+/// The simulator and the pace of the changes.
+struct Mutator<'a> {
+    sim: &'a SimClient,
+    pace: Pace,
+}
+
 /// A change through the control API; `false` when the simulator refuses it (as WeCom would,
 /// e.g. deleting a department that still has members), which is not counted.
-async fn mutate(sim: &SimClient, method: Method, path: &str, body: Option<&Value>) -> bool {
+async fn mutate(sim: &Mutator<'_>, method: Method, path: &str, body: Option<&Value>) -> bool {
+    let wait = sim.pace == Pace::Delivered;
     let (status, answer) = sim
-        .try_call(method, &format!("{path}?wait=true"), body)
+        .sim
+        .try_call(method, &format!("{path}?wait={wait}"), body)
         .await;
     if status.is_client_error() {
         return false;
@@ -177,7 +195,7 @@ async fn mutate(sim: &SimClient, method: Method, path: &str, body: Option<&Value
 }
 
 async fn create_user(
-    sim: &SimClient,
+    sim: &Mutator<'_>,
     base: &str,
     model: &mut Model,
     rng: &mut Rng,
@@ -208,7 +226,7 @@ async fn create_user(
     done
 }
 
-async fn edit_user(sim: &SimClient, base: &str, model: &Model, rng: &mut Rng) -> bool {
+async fn edit_user(sim: &Mutator<'_>, base: &str, model: &Model, rng: &mut Rng) -> bool {
     let Some(userid) = rng.pick(&model.users) else {
         return false;
     };
@@ -230,7 +248,7 @@ async fn edit_user(sim: &SimClient, base: &str, model: &Model, rng: &mut Rng) ->
 }
 
 async fn rename_user(
-    sim: &SimClient,
+    sim: &Mutator<'_>,
     base: &str,
     model: &mut Model,
     rng: &mut Rng,
@@ -250,7 +268,7 @@ async fn rename_user(
     done
 }
 
-async fn delete_user(sim: &SimClient, base: &str, model: &mut Model, rng: &mut Rng) -> bool {
+async fn delete_user(sim: &Mutator<'_>, base: &str, model: &mut Model, rng: &mut Rng) -> bool {
     if model.users.is_empty() {
         return false;
     }
@@ -259,7 +277,7 @@ async fn delete_user(sim: &SimClient, base: &str, model: &mut Model, rng: &mut R
 }
 
 async fn create_department(
-    sim: &SimClient,
+    sim: &Mutator<'_>,
     base: &str,
     model: &mut Model,
     rng: &mut Rng,
@@ -285,7 +303,7 @@ async fn create_department(
 }
 
 async fn rename_department(
-    sim: &SimClient,
+    sim: &Mutator<'_>,
     base: &str,
     model: &Model,
     rng: &mut Rng,
@@ -304,7 +322,7 @@ async fn rename_department(
     .await
 }
 
-async fn move_department(sim: &SimClient, base: &str, model: &mut Model, rng: &mut Rng) -> bool {
+async fn move_department(sim: &Mutator<'_>, base: &str, model: &mut Model, rng: &mut Rng) -> bool {
     let Some(id) = rng.pick(&model.departments()).filter(|id| *id != 1) else {
         return false;
     };
@@ -331,7 +349,7 @@ async fn move_department(sim: &SimClient, base: &str, model: &mut Model, rng: &m
     done
 }
 
-async fn delete_department(sim: &SimClient, base: &str, model: &mut Model) -> bool {
+async fn delete_department(sim: &Mutator<'_>, base: &str, model: &mut Model) -> bool {
     // The newest created department without children (members make the simulator refuse).
     let childless = model
         .created_departments
@@ -356,7 +374,7 @@ async fn delete_department(sim: &SimClient, base: &str, model: &mut Model) -> bo
     done
 }
 
-async fn change_tag(sim: &SimClient, base: &str, model: &Model, rng: &mut Rng) -> bool {
+async fn change_tag(sim: &Mutator<'_>, base: &str, model: &Model, rng: &mut Rng) -> bool {
     let Some(tag) = rng.pick(&model.tags) else {
         return false;
     };

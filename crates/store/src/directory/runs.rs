@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::error::StoreError;
 
@@ -23,6 +24,8 @@ pub struct SyncRun {
     pub tenant_id: i64,
     /// Why it runs: `activated`, `changed`, `requested`, `reconcile`, `rerun`.
     pub reason: String,
+    /// The event that started it (its envelope id), if an event did.
+    pub trigger_id: Option<Uuid>,
     /// `running`, `completed`, `failed` or `cancelled`.
     pub status: String,
     /// Where it is: `departments`, `users`, `members`, `tags`, `sweep`.
@@ -65,7 +68,8 @@ pub struct SyncRun {
     pub error: Option<String>,
 }
 
-const COLUMNS: &str = "id, tenant_id, reason, status, phase, checkpoint, owner, lease_until,
+const COLUMNS: &str =
+    "id, tenant_id, reason, trigger_id, status, phase, checkpoint, owner, lease_until,
     rerun_requested, started_at, heartbeat_at, finished_at, api_calls, pages, rate_limit_waits,
     departments, users, tags, rows_added, rows_changed, rows_removed, takeovers, error";
 
@@ -78,14 +82,20 @@ pub enum Start {
     TakenOver(SyncRun),
     /// Another replica is running one; it was asked to run again when it finishes.
     Busy(SyncRun),
+    /// This very trigger's run is in progress: the event was delivered again (its consumer
+    /// stopped while the run was under way). The run resumes from its checkpoint; nothing
+    /// more to ask.
+    Redelivered(SyncRun),
 }
 
-/// Starts a full sync of the tenant, takes over one whose lease lapsed, or marks the running one
-/// for a rerun. One transaction; safe against any number of replicas doing the same.
+/// Starts a full sync of the tenant for `reason` (and the event `trigger`, if an event asks),
+/// takes over one whose lease lapsed, or marks the running one for a rerun — unless it is this
+/// same trigger's run. One transaction; safe against any number of replicas doing the same.
 pub async fn start(
     conn: &mut PgConnection,
     tenant_id: i64,
     reason: &str,
+    trigger: Option<Uuid>,
     owner: &str,
     lease: Duration,
 ) -> Result<Start, StoreError> {
@@ -108,11 +118,13 @@ pub async fn start(
                 .await?;
                 if lapsed {
                     Start::TakenOver(take_over(&mut tx, run.id, owner, lease_secs).await?)
+                } else if trigger.is_some() && run.trigger_id == trigger {
+                    Start::Redelivered(run)
                 } else {
                     Start::Busy(request_rerun(&mut tx, run.id).await?)
                 }
             }
-            None => match insert(&mut tx, tenant_id, reason, owner, lease_secs).await {
+            None => match insert(&mut tx, tenant_id, reason, trigger, owner, lease_secs).await {
                 Ok(run) => Start::New(run),
                 Err(StoreError::Database(sqlx::Error::Database(error)))
                     if error.is_unique_violation() =>
@@ -132,19 +144,22 @@ async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     tenant_id: i64,
     reason: &str,
+    trigger: Option<Uuid>,
     owner: &str,
     lease_secs: f64,
 ) -> Result<SyncRun, StoreError> {
     Ok(sqlx::query_as(&format!(
-        "insert into sync_runs (tenant_id, reason, owner, lease_until, started_at, heartbeat_at)
-         values ($1, $2, $3, clock_timestamp() + make_interval(secs => $4), clock_timestamp(),
-                 clock_timestamp())
+        "insert into sync_runs (tenant_id, reason, trigger_id, owner, lease_until, started_at,
+                                heartbeat_at)
+         values ($1, $2, $5, $3, clock_timestamp() + make_interval(secs => $4),
+                 clock_timestamp(), clock_timestamp())
          returning {COLUMNS}"
     ))
     .bind(tenant_id)
     .bind(reason)
     .bind(owner)
     .bind(lease_secs)
+    .bind(trigger)
     .fetch_one(&mut **tx)
     .await?)
 }
