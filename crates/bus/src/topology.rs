@@ -16,10 +16,14 @@
 //! queue, so a 10-minute message would hold back a 1-second one behind it. Within a tier every
 //! message has the same TTL, so the head is always the next to expire.
 //!
-//! Work, retry and dead queues are quorum queues (replicated, durable, with a delivery limit that
-//! sends a message that keeps crashing consumers to `{queue}.dead` instead of looping). Retry
-//! queues dead-letter `at-least-once`, so a message is never lost between the retry queue and the
-//! work queue. Every name takes the namespace prefix (`AMQP_NAMESPACE`) so parallel tests each own
+//! Work, retry and dead queues are quorum queues (replicated, durable). Work queues carry an
+//! explicit delivery limit ([`DELIVERY_LIMIT`]) and dead-letter to `{queue}.dead`, so a message
+//! that keeps crashing consumers is parked there instead of looping, never dropped. Retry queues
+//! are never consumed: messages leave them by TTL, dead-lettered `at-least-once` into the work
+//! queue, so a message is never lost between the two. Dead queues have no dead-letter target and
+//! no delivery-limit argument; on RabbitMQ 4 they still get the broker's default limit (20), so
+//! nothing may give a letter back to them by a requeue: the operator CLI re-publishes what it
+//! reads instead (`crates/cli/src/commands/dead.rs`, docs/operations.md §8). Every name takes the namespace prefix (`AMQP_NAMESPACE`) so parallel tests each own
 //! a topology on one broker. Declaring is idempotent: same names, same arguments, every start.
 
 use std::time::Duration;
@@ -37,7 +41,8 @@ pub const EVENTS_EXCHANGE: &str = "wecom.events";
 pub const UNROUTED: &str = "wecom.unrouted";
 /// Messages `wecom.unrouted` keeps; the oldest are dropped beyond that.
 pub const UNROUTED_MAX_LENGTH: i64 = 100_000;
-/// Deliveries after which the broker dead-letters a message to `{queue}.dead`.
+/// Deliveries after which the broker dead-letters a work queue's message to `{queue}.dead`
+/// (explicit, so it is the same on RabbitMQ 3.x, which has no default, and on 4.x).
 pub const DELIVERY_LIMIT: i64 = 20;
 /// The delay tiers of every work queue's retry queues, shortest first.
 pub const RETRY_DELAYS: [Duration; 4] = [
@@ -281,6 +286,12 @@ impl Topology {
         channel: &Channel,
         names: &QueueNames,
     ) -> Result<(), TopologyError> {
+        // No `x-delivery-limit` here, deliberately, although RabbitMQ 4 drops a message requeued
+        // more than 20 times into a queue without one: `-1` (unlimited on 4.x) means 0 on 3.x,
+        // dropping every letter on its first return, and any new argument fails the redeclare
+        // of an existing dead queue (PRECONDITION_FAILED), which would stop every service at
+        // start after an upgrade. Readers hand letters back as new messages instead
+        // (docs/operations.md §8).
         declare_queue(channel, &names.dead, quorum_args()).await?;
         let mut work_args = quorum_args();
         work_args.insert(

@@ -2,23 +2,35 @@
 //! docs/auth-worker.md "Delivery, retries and dead letters").
 //!
 //! Quorum queues cannot be browsed, so reading a dead queue takes its messages with
-//! `basic.get` without acking them and gives them back by closing the channel: they stay in the
-//! queue, in order. A replayed message is published again (mandatory, confirmed) to the events
-//! exchange with its original routing key — the `x-daikai-routing-key` header, else the
-//! envelope's own — and only once the broker confirmed it is it acked, i.e. removed from the dead
-//! queue. A crash in between leaves it in both places, and replaying a message twice is safe:
+//! `basic.get` without acking them. They are not given back by a requeue (nack, or closing the
+//! channel): the broker would count each such return as a delivery, and past a quorum queue's
+//! delivery limit (20 by default on RabbitMQ 4) it drops the message, since the dead queues have
+//! no dead-letter target of their own. Instead `hand_back` publishes each letter read again to
+//! the tail of its dead queue (same body and properties, mandatory, confirmed) and only then acks
+//! the original: the letter stays, with a delivery count of 0, however often it is read, on any
+//! broker version and whatever the queue's arguments (docs/operations.md §8 says why the dead
+//! queues are not declared with an unlimited delivery limit instead). Reading the whole queue
+//! keeps its order; a crash between the copy and the ack leaves a letter twice, never none.
+//!
+//! A replayed message is published again (mandatory, confirmed) to the events exchange with its
+//! original routing key — the `x-daikai-routing-key` header, else the envelope's own — and only
+//! once the broker confirmed it is it acked, i.e. removed from the dead queue. A crash in between leaves it in both places, and replaying a message twice is safe:
 //! the auth worker dedupes on the envelope's `dedupe_key` (its inbox), and contact sync's effects
 //! are reads of WeCom's current state, so a second application leaves the same mirror
 //! (docs/contact-sync.md §3).
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions, QueuePurgeOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, Connection};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -26,6 +38,16 @@ use super::{broker, publisher};
 use crate::env::Env;
 use crate::exit::Fault;
 use crate::output::{self, Progress, Table, age, time_or_dash};
+
+/// Letters handed back per batch of confirmed copies ([`hand_back`]).
+const HAND_BACK_BATCH: usize = 500;
+/// How long the broker may take to confirm one batch of copies.
+const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a letter the broker dead-lettered (past the work queue's delivery limit) shows as its
+/// error; it has an `x-death` header and none of ours.
+const BROKER_DEAD_LETTERED: &str = "dead-lettered by the broker (delivery limit)";
+/// Headers the broker keeps per delivery: a letter handed back is a new message without them.
+const DELIVERY_COUNT_HEADERS: [&str; 2] = ["x-delivery-count", "x-acquired-count"];
 
 /// One dead letter as `dead list --json` shows it (`dead show` adds `body`).
 #[derive(Debug, Serialize)]
@@ -77,7 +99,9 @@ pub async fn list(
         let channel = connection.create_channel().await?;
         let deliveries = take(&channel, dead, limit).await?;
         letters.extend(deliveries.iter().map(|d| describe(d, dead, false)));
+        let handed = hand_back(&connection, dead, &deliveries).await;
         give_back(channel).await;
+        handed?;
     }
     close(&connection).await;
     if json {
@@ -121,7 +145,9 @@ pub async fn show(env: &Env, id: &str, json: bool, out: &mut dyn Write) -> anyho
             .iter()
             .find(|d| message_id(d).as_deref() == Some(id))
             .map(|d| describe(d, &dead, true));
+        let handed = hand_back(&connection, &dead, &deliveries).await;
         give_back(channel).await;
+        handed?;
         if found.is_some() {
             break;
         }
@@ -222,56 +248,82 @@ async fn replay_from(
         // the next one instead of looping.
         let depth = depth(&channel, dead).await?;
         let deliveries = take(&channel, dead, depth).await?;
-        let chosen: Vec<&Delivery> = deliveries
-            .iter()
-            .filter(|d| id.is_none_or(|id| message_id(d).as_deref() == Some(id)))
-            .take(if id.is_some() { 1 } else { usize::MAX })
-            .collect();
-        let mut progress = Progress::new(chosen.len() as u64);
-        for delivery in chosen {
-            let letter = describe(delivery, dead, false);
-            let routing_key = letter.routing_key.clone().with_context(|| {
-                format!(
-                    "dead letter {} has no original routing key (no x-daikai-routing-key header \
-                     and no envelope): it cannot be replayed",
-                    letter.id.as_deref().unwrap_or("(no id)")
-                )
-            })?;
-            let message_id = letter.id.clone().unwrap_or_default();
-            let correlation = letter.correlation_id.clone().unwrap_or_default();
-            let kind = letter.kind.clone().unwrap_or_default();
-            publisher
-                .publish_raw(
-                    bus::Outgoing {
-                        exchange: &topology.events_exchange,
-                        routing_key: &routing_key,
-                        message_id: &message_id,
-                        correlation_id: &correlation,
-                        kind: &kind,
-                    },
-                    &delivery.data,
-                )
-                .await
-                .with_context(|| format!("replaying {message_id} to {routing_key}"))?;
-            delivery
-                .acker
-                .ack(BasicAckOptions::default())
-                .await
-                .with_context(|| {
-                    format!(
-                        "{message_id} was replayed but could not be removed from {dead}: it is \
-                         still there (replaying it again applies nothing twice)"
-                    )
-                })?;
-            replayed += 1;
-            progress.advance(out, 1, &format!("{message_id} → {routing_key}"))?;
-        }
-        progress.finish();
+        let mut gone = vec![false; deliveries.len()];
+        let result =
+            replay_letters(publisher, topology, dead, &deliveries, &mut gone, id, out).await;
+        // What was not replayed goes back, also after a failed replay.
+        let kept = deliveries.iter().zip(&gone).filter(|(_, gone)| !**gone);
+        let handed = hand_back(connection, dead, kept.map(|(d, _)| d)).await;
         give_back(channel).await;
+        replayed += result?;
+        handed?;
         if id.is_some() && replayed > 0 {
             break;
         }
     }
+    Ok(replayed)
+}
+
+/// Replays the letter `id` of `deliveries` (all of them without `id`), marking in `gone` each
+/// one that left the dead queue (replayed: it must not be handed back as well).
+async fn replay_letters(
+    publisher: &bus::Publisher,
+    topology: &bus::Topology,
+    dead: &str,
+    deliveries: &[Delivery],
+    gone: &mut [bool],
+    id: Option<&str>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
+    let chosen: Vec<usize> = (0..deliveries.len())
+        .filter(|&i| id.is_none_or(|id| message_id(&deliveries[i]).as_deref() == Some(id)))
+        .take(if id.is_some() { 1 } else { usize::MAX })
+        .collect();
+    let mut replayed = 0;
+    let mut progress = Progress::new(chosen.len() as u64);
+    for i in chosen {
+        let delivery = &deliveries[i];
+        let letter = describe(delivery, dead, false);
+        let routing_key = letter.routing_key.clone().with_context(|| {
+            format!(
+                "dead letter {} has no original routing key (no x-daikai-routing-key header \
+                 and no envelope): it cannot be replayed",
+                letter.id.as_deref().unwrap_or("(no id)")
+            )
+        })?;
+        let message_id = letter.id.clone().unwrap_or_default();
+        let correlation = letter.correlation_id.clone().unwrap_or_default();
+        let kind = letter.kind.clone().unwrap_or_default();
+        publisher
+            .publish_raw(
+                bus::Outgoing {
+                    exchange: &topology.events_exchange,
+                    routing_key: &routing_key,
+                    message_id: &message_id,
+                    correlation_id: &correlation,
+                    kind: &kind,
+                },
+                &delivery.data,
+            )
+            .await
+            .with_context(|| format!("replaying {message_id} to {routing_key}"))?;
+        // Replayed: whether or not the ack below lands, no copy of it is handed back (an
+        // unacked original stays in the queue on its own).
+        gone[i] = true;
+        delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .with_context(|| {
+                format!(
+                    "{message_id} was replayed but could not be removed from {dead}: it is \
+                     still there (replaying it again applies nothing twice)"
+                )
+            })?;
+        replayed += 1;
+        progress.advance(out, 1, &format!("{message_id} → {routing_key}"))?;
+    }
+    progress.finish();
     Ok(replayed)
 }
 
@@ -299,15 +351,20 @@ pub async fn purge(
             Some(limit) => {
                 let cutoff = Utc::now() - limit;
                 let depth = depth(&channel, dead).await?;
-                for delivery in take(&channel, dead, depth).await? {
-                    let letter = describe(&delivery, dead, false);
+                let deliveries = take(&channel, dead, depth).await?;
+                let mut kept = Vec::new();
+                for delivery in &deliveries {
+                    let letter = describe(delivery, dead, false);
                     // A letter whose age is unknown is kept: only `purge` without a limit
                     // deletes it.
                     if letter.received_at.is_some_and(|at| at < cutoff) {
                         delivery.acker.ack(BasicAckOptions::default()).await?;
                         purged += 1;
+                    } else {
+                        kept.push(delivery);
                     }
                 }
+                hand_back(&connection, dead, kept).await?;
             }
         }
         give_back(channel).await;
@@ -360,7 +417,8 @@ pub async fn depth(channel: &Channel, queue: &str) -> anyhow::Result<usize> {
     Ok(q.message_count() as usize)
 }
 
-/// Up to `limit` messages of `queue`, taken unacked (they return when the channel closes).
+/// Up to `limit` messages of `queue`, taken unacked: the caller acks each one or hands it back
+/// ([`hand_back`]); only after an error does one return when the channel closes.
 async fn take(channel: &Channel, queue: &str, limit: usize) -> anyhow::Result<Vec<Delivery>> {
     depth(channel, queue).await?;
     let mut deliveries = Vec::new();
@@ -377,7 +435,120 @@ async fn take(channel: &Channel, queue: &str, limit: usize) -> anyhow::Result<Ve
     Ok(deliveries)
 }
 
-/// Closes the channel: what it took and did not ack goes back to its queue.
+/// Puts `letters` (taken from `queue` and not acked) back without spending a delivery of
+/// theirs: publishes each again to `queue` through the default exchange (same body and
+/// properties, [`fresh_properties`]; mandatory, on a confirm-mode channel) and acks the originals
+/// of a batch once the broker confirmed every copy of it. A copy refused, returned or not
+/// confirmed in time acks none of its batch and stops: the originals not acked go back to the
+/// queue when their channel closes (counted as one delivery each) and that batch's confirmed
+/// copies stay too, so a letter may be there twice, never lost. (A return is only known to
+/// belong to some copy of the batch, hence all or none.)
+async fn hand_back<'a>(
+    connection: &Connection,
+    queue: &str,
+    letters: impl IntoIterator<Item = &'a Delivery>,
+) -> anyhow::Result<()> {
+    let letters: Vec<&Delivery> = letters.into_iter().collect();
+    if letters.is_empty() {
+        return Ok(());
+    }
+    let channel = connection.create_channel().await?;
+    let result = hand_back_on(&channel, queue, &letters).await;
+    drop(channel.close(200, "done".into()).await);
+    result
+}
+
+async fn hand_back_on(channel: &Channel, queue: &str, letters: &[&Delivery]) -> anyhow::Result<()> {
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .with_context(|| format!("handing dead letters back to {queue}"))?;
+    for batch in letters.chunks(HAND_BACK_BATCH) {
+        let refused = copy_confirmed(channel, queue, batch)
+            .await
+            .with_context(|| format!("handing dead letters back to {queue}"))?;
+        if refused > 0 {
+            anyhow::bail!(
+                "{refused} of {} dead letter(s) read from {queue} could not be handed back (the \
+                 broker did not confirm their copies): they are still in the queue, some maybe \
+                 twice",
+                batch.len()
+            );
+        }
+        for letter in batch {
+            letter
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .with_context(|| format!("removing a dead letter handed back to {queue}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Publishes a copy of each of `letters` to `queue` on `channel` (in confirm mode) and waits for
+/// every confirm; returns how many were not confirmed as taken.
+async fn copy_confirmed(
+    channel: &Channel,
+    queue: &str,
+    letters: &[&Delivery],
+) -> anyhow::Result<usize> {
+    let mandatory = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    // All published first, then all confirms awaited: one round trip per batch, not per letter.
+    let mut confirms = Vec::with_capacity(letters.len());
+    for letter in letters {
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                mandatory,
+                &letter.data,
+                fresh_properties(&letter.properties),
+            )
+            .await?;
+        confirms.push(confirm);
+    }
+    let deadline = tokio::time::Instant::now() + HAND_BACK_TIMEOUT;
+    let mut refused = 0;
+    for confirm in confirms {
+        match tokio::time::timeout_at(deadline, confirm).await {
+            Ok(Ok(Confirmation::Ack(None))) => {}
+            _ => refused += 1,
+        }
+    }
+    Ok(refused)
+}
+
+/// The properties of a letter's copy: the original's, persistent, without the broker's per
+/// delivery counters, and with the broker's dead-lettering said in our error header (where
+/// [`describe`] looks first) so the copy reads the same whatever the broker does with a
+/// client-published `x-death`.
+fn fresh_properties(original: &BasicProperties) -> BasicProperties {
+    let mut headers = original
+        .headers()
+        .as_ref()
+        .map(|h| h.inner().clone())
+        .unwrap_or_default();
+    for name in DELIVERY_COUNT_HEADERS {
+        headers.remove(name);
+    }
+    if headers.contains_key("x-death") && !headers.contains_key(bus::consumer::ERROR_HEADER) {
+        headers.insert(
+            bus::consumer::ERROR_HEADER.into(),
+            AMQPValue::LongString(BROKER_DEAD_LETTERED.into()),
+        );
+    }
+    original
+        .clone()
+        .with_delivery_mode(2)
+        .with_headers(FieldTable::from(headers))
+}
+
+/// Closes the channel. Everything it took was acked or handed back by then; what was not (after
+/// an error) goes back to its queue, counted as a delivery.
 async fn give_back(channel: Channel) {
     drop(channel.close(200, "done".into()).await);
 }
@@ -444,9 +615,8 @@ fn describe(delivery: &Delivery, dead_queue: &str, with_body: bool) -> DeadLette
         (Some(source), Some(kind)) => Some(format!("{source}.{kind}")),
         _ => None,
     };
-    let error = header_text(delivery, bus::consumer::ERROR_HEADER).or_else(|| {
-        header(delivery, "x-death").map(|_| "dead-lettered by the broker (delivery limit)".into())
-    });
+    let error = header_text(delivery, bus::consumer::ERROR_HEADER)
+        .or_else(|| header(delivery, "x-death").map(|_| BROKER_DEAD_LETTERED.into()));
     DeadLetterJson {
         id: message_id(delivery),
         dead_queue: dead_queue.to_owned(),
@@ -472,5 +642,76 @@ fn describe(delivery: &Delivery, dead_queue: &str, with_body: bool) -> DeadLette
                 Value::String(String::from_utf8_lossy(&delivery.data).into_owned())
             })
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::types::ShortString;
+
+    use super::*;
+
+    fn headers(properties: &BasicProperties) -> std::collections::BTreeMap<ShortString, AMQPValue> {
+        properties.headers().as_ref().unwrap().inner().clone()
+    }
+
+    #[test]
+    fn a_copy_keeps_the_letter_but_not_its_delivery_counters() {
+        let mut original = FieldTable::default();
+        original.insert(
+            bus::consumer::ERROR_HEADER.into(),
+            AMQPValue::LongString("boom".into()),
+        );
+        original.insert(
+            bus::consumer::ROUTING_KEY_HEADER.into(),
+            AMQPValue::LongString("suite.create_auth".into()),
+        );
+        original.insert("x-delivery-count".into(), AMQPValue::LongLongInt(19));
+        original.insert("x-acquired-count".into(), AMQPValue::LongLongInt(19));
+        let properties = BasicProperties::default()
+            .with_message_id("m1".into())
+            .with_correlation_id("c1".into())
+            .with_content_type("application/json".into())
+            .with_headers(original);
+
+        let copy = fresh_properties(&properties);
+        assert_eq!(copy.message_id().as_ref().unwrap().as_str(), "m1");
+        assert_eq!(copy.correlation_id().as_ref().unwrap().as_str(), "c1");
+        assert_eq!(
+            copy.content_type().as_ref().unwrap().as_str(),
+            "application/json"
+        );
+        assert_eq!(*copy.delivery_mode(), Some(2));
+        let copied = headers(&copy);
+        assert_eq!(
+            copied.keys().map(ShortString::as_str).collect::<Vec<_>>(),
+            [
+                bus::consumer::ERROR_HEADER,
+                bus::consumer::ROUTING_KEY_HEADER
+            ]
+        );
+        assert_eq!(
+            copied.get(bus::consumer::ERROR_HEADER),
+            Some(&AMQPValue::LongString("boom".into()))
+        );
+    }
+
+    #[test]
+    fn a_broker_dead_lettered_copy_says_so_in_our_header() {
+        let mut original = FieldTable::default();
+        original.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(lapin::types::FieldArray::default()),
+        );
+        let copy = fresh_properties(&BasicProperties::default().with_headers(original));
+        let copied = headers(&copy);
+        assert!(copied.contains_key("x-death"));
+        assert_eq!(
+            copied.get(bus::consumer::ERROR_HEADER),
+            Some(&AMQPValue::LongString(BROKER_DEAD_LETTERED.into()))
+        );
+        // Without headers at all, the copy has an empty table and no error of ours.
+        let bare = fresh_properties(&BasicProperties::default());
+        assert!(headers(&bare).is_empty());
     }
 }
