@@ -399,7 +399,8 @@ fn upstream(url: &str, default_port: u16) -> SocketAddr {
 }
 
 /// Waits until `GET http://{addr}/readyz` answers 200.
-async fn ready(process: Process, addr: SocketAddr) -> Process {
+async fn ready(mut process: Process, addr: SocketAddr) -> Process {
+    process.set_endpoint(addr);
     ready_at(process, &format!("http://{addr}/readyz")).await
 }
 

@@ -65,6 +65,7 @@ pub struct Process {
     name: String,
     child: Child,
     log: PathBuf,
+    endpoint: Option<std::net::SocketAddr>,
 }
 
 impl Process {
@@ -88,7 +89,32 @@ impl Process {
             name: name.to_owned(),
             child,
             log,
+            endpoint: None,
         }
+    }
+
+    /// Records where it serves `/readyz` and `/metrics`.
+    pub fn set_endpoint(&mut self, addr: std::net::SocketAddr) {
+        self.endpoint = Some(addr);
+    }
+
+    /// The sum of every sample of `metric` (all label sets) on its `/metrics`; 0 without an
+    /// endpoint or the metric.
+    pub async fn metric_sum(&self, metric: &str) -> f64 {
+        let Some(addr) = self.endpoint else {
+            return 0.0;
+        };
+        let Ok(response) = reqwest::get(format!("http://{addr}/metrics")).await else {
+            return 0.0;
+        };
+        let text = response.text().await.unwrap_or_default();
+        text.lines()
+            .filter(|line| {
+                line.strip_prefix(metric)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            })
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
     }
 
     /// The name it was started under (e.g. `contact-sync-2`).
