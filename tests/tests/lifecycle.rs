@@ -1,5 +1,5 @@
-//! A tenant's whole life, through the real binaries as separate processes (docs/reliability.md
-//! §2): wecom-sim pushes every callback, encrypted, to the ingress; two auth workers and two
+//! A tenant's whole life, through the real binaries as separate processes
+//! (docs/reliability.md §2): wecom-sim pushes every callback, encrypted, to the ingress; two auth workers and two
 //! contact-sync replicas do the work; the provider API serves the result, and that is what is
 //! checked against WeCom's ground truth after each step.
 
