@@ -11,6 +11,7 @@ mod clients;
 pub mod mutations;
 mod process;
 
+use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -470,9 +471,11 @@ pub async fn wait_converged(system: &System, corp_id: &str, limit: Duration) -> 
         if served.as_ref() == Some(&truth) {
             return truth;
         }
-        if tokio::time::Instant::now() >= deadline {
-            panic!("{}", difference(corp_id, &truth, served.as_ref()));
-        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            difference(corp_id, &truth, served.as_ref())
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -507,11 +510,12 @@ fn difference(
             .filter(|g| !want_set.contains(g))
             .take(3)
             .collect();
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "\n{part}: {} want, {} served; first wanted not served: {missing:?}; first served not wanted: {extra:?}",
             want.len(),
             got.len()
-        ));
+        );
     }
     out
 }
