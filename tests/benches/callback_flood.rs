@@ -211,7 +211,9 @@ async fn committed(system: &System, corps: &[String]) -> HashMap<(String, String
 async fn contact_messages(system: &System) -> f64 {
     let mut total = 0.0;
     for process in &system.contact_syncs {
-        total += process.metric_sum("daikai_contact_messages_total").await;
+        total += process
+            .metric_sum("daikai_contact_messages_total", "")
+            .await;
     }
     total
 }

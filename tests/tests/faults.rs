@@ -174,7 +174,7 @@ async fn a_broker_outage_delays_callbacks_and_loses_none() {
         .call(Method::POST, &format!("/sim/corps/{late}/authorize"), None)
         .await;
     tokio::time::sleep(Duration::from_secs(20).saturating_sub(outage.elapsed())).await;
-    let refused = system.sim.stats().await["callbacks"]["attempts"]
+    let attempts_during_outage = system.sim.stats().await["callbacks"]["attempts"]
         .as_u64()
         .unwrap();
     system.broker.restore();
@@ -195,7 +195,15 @@ async fn a_broker_outage_delays_callbacks_and_loses_none() {
         retried > 0,
         "callbacks during the outage were refused and retried: {callbacks}"
     );
-    assert!(refused > 0);
+    assert!(attempts_during_outage > 0);
+    let unavailable = system
+        .ingress()
+        .metric_sum("ingress_requests_total", "outcome=\"unavailable\"")
+        .await;
+    assert!(
+        unavailable > 0.0,
+        "the ingress answered 503 during the outage"
+    );
     assert_eq!(changes.total, 60);
     wait_status(&system, late, "active").await;
     system::wait_converged(&system, corp, LIMIT).await;

@@ -274,6 +274,14 @@ impl System {
         self.services.push(process);
     }
 
+    /// The ingress process.
+    pub fn ingress(&self) -> &Process {
+        self.services
+            .iter()
+            .find(|p| p.name().starts_with("ingress"))
+            .expect("the ingress runs")
+    }
+
     /// Every process, services and workers.
     pub fn processes(&self) -> impl Iterator<Item = &Process> {
         self.services

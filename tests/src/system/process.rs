@@ -98,9 +98,9 @@ impl Process {
         self.endpoint = Some(addr);
     }
 
-    /// The sum of every sample of `metric` (all label sets) on its `/metrics`; 0 without an
-    /// endpoint or the metric.
-    pub async fn metric_sum(&self, metric: &str) -> f64 {
+    /// The sum of the samples of `metric` on its `/metrics` whose line contains `labels` (e.g.
+    /// `outcome="unavailable"`; `""` for every label set); 0 without an endpoint or the metric.
+    pub async fn metric_sum(&self, metric: &str, labels: &str) -> f64 {
         let Some(addr) = self.endpoint else {
             return 0.0;
         };
@@ -112,6 +112,7 @@ impl Process {
             .filter(|line| {
                 line.strip_prefix(metric)
                     .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                    && line.contains(labels)
             })
             .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum()
