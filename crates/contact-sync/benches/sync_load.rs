@@ -204,8 +204,14 @@ fn spawn_worker(database_url: &str, namespace: &Namespace, sim_base: &str, port:
         .env("WECOM_API_BASE", sim_base)
         .env("DAIKAI_SECRET_KEY", SECRET_KEY)
         .env("HEALTH_ADDR", format!("127.0.0.1:{port}"))
-        .env("CONTACT_SYNC_PREFETCH", bench_setting("SYNC_BENCH_PREFETCH", "16"))
-        .env("DATABASE_MAX_CONNECTIONS", bench_setting("SYNC_BENCH_CONNECTIONS", "40"))
+        .env(
+            "CONTACT_SYNC_PREFETCH",
+            bench_setting("SYNC_BENCH_PREFETCH", "16"),
+        )
+        .env(
+            "DATABASE_MAX_CONNECTIONS",
+            bench_setting("SYNC_BENCH_CONNECTIONS", "40"),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

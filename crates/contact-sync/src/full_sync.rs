@@ -29,7 +29,7 @@ use store::directory::tags::TagSnapshot;
 use store::directory::{self, Observation, Written, departments, tags, users};
 use store::tenants::Tenant;
 use uuid::Uuid;
-use wecom::api::{Department, User};
+use wecom::api::{Department, DepartmentRef, User};
 use wecom::ids::{DepartmentId, UserId};
 
 use crate::error::{Doing, SyncError};
@@ -266,7 +266,7 @@ impl<'a> Execution<'a> {
         match listed {
             Ok(listed) => Ok(listed),
             Err(error) if matches!(error.errcode(), Some(NOT_ALLOWED | TOO_LARGE)) => {
-                tracing::info!(%error, "department/list refused: listing the tree without names");
+                tracing::info!(%error, "department/list refused: listing the tree, then each department");
                 self.list_department_tree(progress).await
             }
             Err(error) if error.errcode() == Some(NOT_VISIBLE) => {
@@ -277,6 +277,9 @@ impl<'a> Execution<'a> {
         }
     }
 
+    /// The tree from `department/simplelist` (ids, parents, order: no names), then each
+    /// department read with `department/get` for its name, as far as WeCom allows: after a 45029
+    /// it does; after a 48002 it may not, and the names stay NULL (the app cannot read them).
     async fn list_department_tree(
         &self,
         progress: &mut Progress,
@@ -293,17 +296,46 @@ impl<'a> Execution<'a> {
                     },
                 )
                 .await?;
-        Ok(tree
-            .into_iter()
-            .map(|node| Department {
-                id: node.id,
-                name: None,
-                name_en: None,
-                department_leader: Vec::new(),
-                parentid: node.parentid,
-                order: node.order,
+        let ids: Vec<DepartmentId> = tree.iter().map(|node| node.id).collect();
+        let read = stream::iter(ids)
+            .map(|id| self.read_department(id))
+            .buffered(self.syncer.settings.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let mut departments = Vec::with_capacity(tree.len());
+        let mut refused = false;
+        for (node, answer) in tree.into_iter().zip(read) {
+            progress.api_calls += 1;
+            match answer {
+                Ok(department) if !refused => departments.push(department),
+                Err(error) if error.errcode() == Some(NOT_ALLOWED) => {
+                    refused = true;
+                    departments.push(nameless(&node));
+                }
+                // Gone or out of sight since the listing: the sweep settles it.
+                Err(error) if skippable(&error) => {}
+                Err(error) if !refused => return Err(error),
+                _ => departments.push(nameless(&node)),
+            }
+        }
+        if refused {
+            // Named and nameless rows must not mix: all without names, as the listing gave them.
+            for department in &mut departments {
+                department.name = None;
+                department.name_en = None;
+            }
+            tracing::info!("department/get refused too: departments stay without names");
+        }
+        Ok(departments)
+    }
+
+    async fn read_department(&self, id: DepartmentId) -> Result<Department, SyncError> {
+        self.syncer
+            .wecom
+            .call(&self.target, "department/get", |client, token| async move {
+                client.department_get(token.expose(), id).await
             })
-            .collect())
+            .await
     }
 
     async fn list_scope_departments(
@@ -694,6 +726,18 @@ fn skippable(error: &SyncError) -> bool {
     error
         .errcode()
         .is_some_and(|code| code == NOT_VISIBLE || GONE.contains(&code))
+}
+
+/// A department as `department/simplelist` gives it: no name, no leaders.
+fn nameless(node: &DepartmentRef) -> Department {
+    Department {
+        id: node.id,
+        name: None,
+        name_en: None,
+        department_leader: Vec::new(),
+        parentid: node.parentid,
+        order: node.order,
+    }
 }
 
 /// The scope's departments from the tenant's stored auth info (`auth_info.agent[0].privilege`).

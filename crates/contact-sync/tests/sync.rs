@@ -408,3 +408,57 @@ async fn a_full_sync_under_busy_and_rate_limit_bursts_slows_down_and_completes()
     worker.stop().await;
     bench.close().await;
 }
+
+/// WeCom refuses the listing APIs (48002 not allowed for this app, 45029 response too large):
+/// the full sync falls back to `department/simplelist`, `user/list_id` and `user/get`, and the
+/// mirror is still exactly what the app may see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_listing_apis_fall_back_and_still_mirror_the_corp() {
+    let bench = Bench::new().await;
+    let worker = bench.worker().await;
+    for (corp, refuse) in [
+        (
+            "wwrefused0001",
+            json!({"department/list": 48002, "user/list": 48002}),
+        ),
+        (
+            "wwrefused0002",
+            json!({"department/list": 45029, "user/list": 45029}),
+        ),
+    ] {
+        let tenant = bench
+            .authorized_corp(
+                corp,
+                json!({"users": 150, "departments": 12, "tags": 2, "seed": 21}),
+            )
+            .await;
+        bench
+            .sim(Method::POST, "/sim/faults", json!({"refuse": refuse}))
+            .await;
+        bench
+            .sim(Method::POST, "/sim/stats/reset", Value::Null)
+            .await;
+        bench
+            .publish_tenant_event(TenantEvent::Activated, corp)
+            .await;
+        bench.completed_runs(tenant, 1).await;
+        let stats = bench.sim(Method::GET, "/sim/stats", Value::Null).await;
+        bench.sim(Method::POST, "/sim/faults", json!({})).await;
+        bench.assert_converges(corp, tenant).await;
+        let calls = &stats["api_calls"];
+        assert!(
+            calls["department/simplelist"].as_u64().unwrap_or(0) > 0,
+            "{corp}: {calls}"
+        );
+        assert!(
+            calls["user/list_id"].as_u64().unwrap_or(0) > 0,
+            "{corp}: {calls}"
+        );
+        assert!(
+            calls["user/get"].as_u64().unwrap_or(0) >= 150,
+            "{corp}: {calls}"
+        );
+    }
+    worker.stop().await;
+    bench.close().await;
+}

@@ -34,6 +34,19 @@ impl ApiFailure {
     }
 }
 
+/// An injected refusal (`[faults] refuse`): WeCom's text for the codes it is meant for.
+pub fn refusal(code: i64) -> ApiFailure {
+    let message = match code {
+        -1 => SYSTEM_BUSY.message,
+        45009 => FREQUENCY_LIMIT.message,
+        45029 => "response size too large",
+        48002 => "api forbidden",
+        60011 => NO_PRIVILEGE.message,
+        _ => "refused by wecom-sim (fault injection)",
+    };
+    ApiFailure::new(code, message)
+}
+
 /// -1: system busy (injected by the fault rate).
 pub const SYSTEM_BUSY: ApiFailure = ApiFailure::new(-1, "system busy");
 /// 40001: invalid secret (gettoken corpsecret, get_suite_token suite_secret, provider_secret).

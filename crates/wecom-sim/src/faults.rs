@@ -1,5 +1,7 @@
 //! Realistic failure modes of the server APIs: per-corp per-API frequency limits (45009 for the
-//! rest of the window, as WeCom blocks), a `-1` system-busy rate, and added latency.
+//! rest of the window, as WeCom blocks), a `-1` system-busy rate, added latency, and refusals
+//! WeCom gives that a test cannot otherwise provoke (48002 API not allowed for this app, 45029
+//! response too large).
 //!
 //! All off by default; set at start (`[faults]`, `SIM_FAULT_RATE`, …) or at run time with
 //! `POST /sim/faults`. The token and AuthCode rules are not faults: they always apply.
@@ -45,6 +47,10 @@ pub struct FaultConfig {
     /// Up to this much more latency, drawn uniformly, in milliseconds.
     #[serde(default)]
     pub latency_jitter_ms: u64,
+    /// APIs that answer this errcode to every call (keys like `department/list`), e.g.
+    /// `{"department/list": 45029, "user/list": 48002}`.
+    #[serde(default)]
+    pub refuse: BTreeMap<String, i64>,
 }
 
 impl FaultConfig {
@@ -56,6 +62,9 @@ impl FaultConfig {
         let limits = self.rate_limit.iter().chain(self.rate_limits.values());
         if limits.into_iter().any(|l| l.window_secs == 0) {
             return Err("rate limit window_secs must be at least 1".to_owned());
+        }
+        if self.refuse.values().any(|code| *code == 0) {
+            return Err("refuse: an errcode of 0 is not a refusal".to_owned());
         }
         Ok(())
     }
@@ -131,10 +140,13 @@ impl Faults {
     }
 
     /// Counts a call to `api` by `key` (a corp id, or a suite id for provider-side APIs) at
-    /// `now_ms`, then decides whether it fails: 45009 once over the window's limit (until the
-    /// window ends), else `-1` with the configured probability.
+    /// `now_ms`, then decides whether it fails: the configured refusal of `api`, 45009 once over
+    /// the window's limit (until the window ends), else `-1` with the configured probability.
     pub fn check(&self, key: &str, api: &str, now_ms: i64) -> Result<(), ApiFailure> {
         let mut state = self.lock();
+        if let Some(code) = state.config.refuse.get(api) {
+            return Err(errcode::refusal(*code));
+        }
         let limit = state
             .config
             .rate_limits
@@ -173,6 +185,25 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_api_answers_its_errcode_and_others_are_untouched() {
+        let faults = Faults::new(
+            FaultConfig {
+                refuse: BTreeMap::from([("department/list".to_owned(), 48002)]),
+                ..FaultConfig::default()
+            },
+            1,
+        );
+        let refused = faults.check("ww1", "department/list", 0).unwrap_err();
+        assert_eq!((refused.code, refused.message), (48002, "api forbidden"));
+        assert!(faults.check("ww1", "department/simplelist", 0).is_ok());
+        let zero = FaultConfig {
+            refuse: BTreeMap::from([("user/list".to_owned(), 0)]),
+            ..FaultConfig::default()
+        };
+        assert!(zero.validate().is_err());
+    }
 
     #[test]
     fn window_blocks_until_it_ends_per_key_and_api() {
