@@ -40,7 +40,10 @@ async fn a_tenant_lives_its_whole_life_through_the_real_processes() {
     system::wait_converged(&system, CORP, SYNC_LIMIT).await;
 
     // The provider resets the secret: the new one is used, tokens of the old one are refused.
+    let mut secrets = vec![system.api.key().to_owned()];
+    secrets.extend(permanent_codes(&system).await);
     let old_token = access_token(&system).await;
+    secrets.push(old_token.clone());
     assert_eq!(wecom_errcode(&system, &old_token, agent_id).await, 0);
     system.sim.corp_step(CORP, "reset-secret", None).await;
     system::wait_long(
@@ -102,6 +105,8 @@ async fn a_tenant_lives_its_whole_life_through_the_real_processes() {
     assert_eq!(stats["auth_codes"]["issued"], 2, "{stats}");
     assert_eq!(stats["auth_codes"]["consumed"], 2, "{stats}");
     assert_eq!(stats["auth_codes"]["rejected"], 0, "{stats}");
+    // No daikai process logged a secret it handled: API key, permanent codes, corp tokens.
+    system.assert_no_secret_logged(&secrets);
     let (_, dead) = system.queue_depth(bus::WorkQueue::Auth).await;
     assert_eq!(dead, 0, "nothing dead-lettered on the auth queue");
     let (_, dead) = system.queue_depth(bus::WorkQueue::Contacts).await;
@@ -123,6 +128,25 @@ async fn wait_status(system: &System, status: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The app's permanent codes as WeCom holds them (the simulator's view of the corp).
+async fn permanent_codes(system: &System) -> Vec<String> {
+    let corp = system
+        .sim
+        .call(Method::GET, &format!("/sim/corps/{CORP}"), None)
+        .await;
+    let codes: Vec<String> = corp["authorizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["permanent_code"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !codes.is_empty(),
+        "wecom-sim shows the app's permanent code"
+    );
+    codes
 }
 
 /// The corp access token the provider API hands out.

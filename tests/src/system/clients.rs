@@ -177,6 +177,11 @@ impl ApiClient {
         }
     }
 
+    /// The API key (a secret: tests check no process logs it).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// One request; the status and the JSON answer.
     pub async fn request(&self, method: Method, path: &str) -> (StatusCode, Value) {
         let response = self

@@ -290,6 +290,22 @@ impl System {
             .chain(&self.contact_syncs)
     }
 
+    /// Panics if any daikai process's log contains one of `secrets` (wecom-sim, which plays
+    /// WeCom, is not daikai and is not checked).
+    pub fn assert_no_secret_logged(&self, secrets: &[String]) {
+        for process in self.processes().filter(|p| p.name() != "wecom-sim") {
+            let log = process.log();
+            for secret in secrets {
+                assert!(
+                    !log.contains(secret.as_str()),
+                    "{} logged a secret ({}…)",
+                    process.name(),
+                    &secret[..secret.len().min(4)]
+                );
+            }
+        }
+    }
+
     /// Panics (with its log) if any process has exited.
     pub fn assert_all_running(&mut self) {
         for process in self
