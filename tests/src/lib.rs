@@ -28,9 +28,7 @@ use test_support::{DEADLINE, amqp_url, init_logs, wait_for, wait_until};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wecom::suite::Suites;
-use wecom_sim::push::{DeliveryConfig, DeliveryReport, Pending};
-use wecom_sim::state::CorpSpec;
-use wecom_sim::{PushOpts, Sim, SimConfig};
+use wecom_sim::{CorpSpec, DeliveryConfig, DeliveryReport, Pending, PushOpts, Sim, SimConfig};
 
 /// The suite every end-to-end test serves.
 pub const SUITE_ID: &str = "dke2esuite0001";

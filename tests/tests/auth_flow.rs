@@ -6,8 +6,7 @@
 use bus::{Payload, TenantEvent};
 use daikai_tests::{PUSH_AND_WAIT, SUITE_ID, Stack, delivered};
 use store::tenants::TenantStatus;
-use wecom_sim::scope::Scope;
-use wecom_sim::sim::ScopeChange;
+use wecom_sim::{Scope, ScopeChange};
 
 #[tokio::test]
 async fn a_create_auth_pushed_through_the_ingress_produces_an_active_tenant() {

@@ -12,7 +12,7 @@ use store::auth_codes::{AuthCodeHash, AuthCodeRecord, AuthCodeState};
 use store::tenants::TenantStatus;
 use test_support::wait_until;
 use wecom::event::{CreateAuth, Event};
-use wecom_sim::faults::FaultConfig;
+use wecom_sim::FaultConfig;
 
 const EXCHANGE_APIS: [&str; 2] = [
     "service/v2/get_permanent_code",

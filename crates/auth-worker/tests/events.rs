@@ -12,8 +12,7 @@ use secrecy::ExposeSecret as _;
 use store::tenants::TenantStatus;
 use test_support::{wait_for, wait_until};
 use wecom::event::{CancelAuth, ChangeAuth, Event, ResetPermanentCode, SuiteTicket};
-use wecom_sim::scope::Scope;
-use wecom_sim::sim::ScopeChange;
+use wecom_sim::{Scope, ScopeChange};
 
 #[tokio::test]
 async fn suite_ticket_is_stored_and_an_older_one_never_replaces_it() {

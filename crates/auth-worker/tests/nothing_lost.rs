@@ -15,7 +15,7 @@ use store::auth_codes::{AuthCodeHash, AuthCodeRecord, AuthCodeState};
 use store::tenants::TenantStatus;
 use test_support::{wait_for, wait_until};
 use wecom::event::{CancelAuth, ChangeAuth, CreateAuth, Event, SuiteTicket};
-use wecom_sim::faults::FaultConfig;
+use wecom_sim::FaultConfig;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -12,7 +12,7 @@ use store::CorpId;
 use test_support::wait_until;
 use tokio::sync::Barrier;
 use wecom::event::{ChangeAuth, Event};
-use wecom_sim::faults::FaultConfig;
+use wecom_sim::FaultConfig;
 
 /// gettoken takes a while, so concurrent callers really overlap.
 fn slow_gettoken() -> FaultConfig {

@@ -30,8 +30,7 @@ use test_support::{DEADLINE, wait_until};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wecom::event::{CreateAuth, Event, SuiteTicket};
-use wecom_sim::state::CorpSpec;
-use wecom_sim::{PushOpts, Sim, SimConfig};
+use wecom_sim::{CorpSpec, PushOpts, Sim, SimConfig};
 
 /// The suite the fixed worker serves.
 const SUITE: &str = "dkclireplay01";

@@ -55,7 +55,7 @@ pub struct FaultConfig {
 
 impl FaultConfig {
     /// Checks ranges (probability in 0..=1, windows longer than zero).
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.fault_rate) {
             return Err("fault_rate must be between 0 and 1".to_owned());
         }
@@ -96,7 +96,7 @@ pub struct Faults {
 
 impl Faults {
     /// Faults as configured, drawing from a generator seeded with `seed`.
-    pub fn new(config: FaultConfig, seed: u64) -> Self {
+    pub(crate) fn new(config: FaultConfig, seed: u64) -> Self {
         Self {
             state: Mutex::new(State {
                 config,
@@ -125,7 +125,7 @@ impl Faults {
     }
 
     /// The latency to add before answering a call to `api`.
-    pub fn latency(&self, api: &str) -> Duration {
+    pub(crate) fn latency(&self, api: &str) -> Duration {
         let mut state = self.lock();
         if !state.config.applies_to(api) {
             return Duration::ZERO;
@@ -142,7 +142,7 @@ impl Faults {
     /// Counts a call to `api` by `key` (a corp id, or a suite id for provider-side APIs) at
     /// `now_ms`, then decides whether it fails: the configured refusal of `api`, 45009 once over
     /// the window's limit (until the window ends), else `-1` with the configured probability.
-    pub fn check(&self, key: &str, api: &str, now_ms: i64) -> Result<(), ApiFailure> {
+    pub(crate) fn check(&self, key: &str, api: &str, now_ms: i64) -> Result<(), ApiFailure> {
         let mut state = self.lock();
         if let Some(code) = state.config.refuse.get(api) {
             return Err(errcode::refusal(*code));

@@ -3,30 +3,46 @@
 //! The real WeCom cannot be reached from a test, and no provider can exercise a 代开发 flow
 //! without a real enterprise scanning a QR code. This crate plays WeCom's part:
 //!
-//! - the server APIs under `/cgi-bin/…` ([`api`]), serving the `wecom::api` types themselves,
-//!   with WeCom's token, AuthCode and ticket rules, errcodes, scope and grants;
-//! - WeCom's side of the callbacks ([`push`]): events built with `wecom::event`, encrypted with
+//! - the server APIs under `/cgi-bin/…`, serving the `wecom::api` types themselves, with
+//!   WeCom's token, AuthCode and ticket rules, errcodes, scope and grants;
+//! - WeCom's side of the callbacks: events built with `wecom::event`, encrypted with
 //!   `wecom::crypto` exactly as WeCom does, POSTed to the ingress with WeCom's retries;
-//! - a control API under `/sim/…` ([`control`]) to drive the whole lifecycle, mutate the
-//!   directory, inject faults and move the clock;
-//! - deterministic directories ([`directory`]) big enough for load tests.
+//! - a control API under `/sim/…` to drive the whole lifecycle, mutate the directory, inject
+//!   faults and move the clock;
+//! - deterministic directories big enough for load tests.
+//!
+//! docs/wecom-sim.md documents the routes, the configuration and the rules.
 //!
 //! Use it in-process: [`build`] binds (port 0 is fine), [`App::run`] serves until the
 //! cancellation token fires. The `wecom-sim` binary is a thin wrapper around the same calls.
+//!
+//! The public surface is small, and everything in it is re-exported here:
+//! - starting: [`build`], [`App`], [`StartError`];
+//! - configuring: [`SimConfig`] (and [`ConfigError`], [`USAGE`]) with the types of its fields:
+//!   [`Ttls`], [`DeliveryConfig`], [`FaultConfig`] ([`RateLimit`]), [`CorpSpec`]
+//!   ([`AuthorizeWith`], [`Scope`]);
+//! - driving it directly: [`Sim`] (from [`App::sim`]), its options [`PushOpts`] and
+//!   [`ScopeChange`], its answers [`CorpSummary`] ([`SeedSpec`], [`Authorization`],
+//!   [`AuthStatus`]), [`AuthGranted`], [`AppSwitched`], [`TicketIssued`], the pushes they queue
+//!   ([`Pending`], [`Queued`], [`DeliveryReport`]) and its errors ([`ControlError`],
+//!   [`StateError`], [`DirectoryError`]);
+//! - its clock, counters and faults: [`Clock`], [`Stats`] ([`StatsSnapshot`], [`TokenCounts`],
+//!   [`AuthCodeCounts`], [`CallbackCounts`]), [`Faults`];
+//! - checking a JS-SDK ticket through [`Sim::read`]: [`AppRef`], [`TicketKind`].
 
-pub mod api;
-pub mod clock;
-pub mod config;
-pub mod control;
-pub mod directory;
-pub mod errcode;
-pub mod faults;
-pub mod push;
-pub mod rng;
-pub mod scope;
-pub mod sim;
-pub mod state;
-pub mod stats;
+mod api;
+mod clock;
+mod config;
+mod control;
+mod directory;
+mod errcode;
+mod faults;
+mod push;
+mod rng;
+mod scope;
+mod sim;
+mod state;
+mod stats;
 
 /// Typed ids from literals, for unit tests.
 #[cfg(test)]
@@ -57,13 +73,83 @@ use actix_web::{App as ActixApp, HttpResponse, HttpServer, web};
 use tokio_util::sync::CancellationToken;
 use wecom::ids::{CorpId, SuiteId};
 
-pub use config::{ConfigError, SimConfig};
-pub use sim::{PushOpts, Sim};
+// The public surface: everything else is private to the crate.
 
-use crate::faults::Faults;
+/// Why a configuration was rejected.
+pub use config::ConfigError;
+/// The configuration: flags, `SIM_*` variables and TOML (see [`SimConfig::load`]).
+pub use config::SimConfig;
+/// The `--help` text of the `wecom-sim` binary (flags and variables).
+pub use config::USAGE;
+/// Injected faults: rate limits, errors, latency ([`SimConfig::faults`], [`Faults::set`]).
+pub use faults::FaultConfig;
+/// A rate limit of a [`FaultConfig`].
+pub use faults::RateLimit;
+/// Callback delivery: where to push, timeouts, retries, duplicates, reordering
+/// ([`SimConfig::delivery`]).
+pub use push::DeliveryConfig;
+/// An app's visibility scope (departments, members, tags): [`CorpSpec::scope`], [`ScopeChange`].
+pub use scope::Scope;
+/// Whether (and for which suites) a [`CorpSpec`] is authorized once created.
+pub use state::AuthorizeWith;
+/// A corp to create, at start ([`SimConfig::corps`]) or with [`Sim::create_corp`].
+pub use state::CorpSpec;
+/// Token, AuthCode and ticket lifetimes ([`SimConfig::ttl`]).
+pub use state::Ttls;
+
+/// Behind [`Sim::clock`]; advance it instead of sleeping.
+pub use clock::Clock;
+/// Why a [`Sim`] call (or a control request) failed.
+pub use control::ControlError;
+/// A directory rule a change broke ([`ControlError::Directory`]).
+pub use directory::DirectoryError;
+/// How a corp's directory was seeded ([`CorpSummary::seeded`]).
+pub use directory::seed::SeedSpec;
+/// Behind [`Sim::faults`].
+pub use faults::Faults;
+/// How the delivery of one callback push (one copy) ended.
+pub use push::DeliveryReport;
+/// A queued callback push; await its [`Pending::done`] for the [`DeliveryReport`].
+pub use push::Pending;
+/// Which push a [`Pending`] is.
+pub use push::Queued;
+/// What [`Sim::disable`] and [`Sim::enable`] did.
+pub use sim::AppSwitched;
+/// What [`Sim::authorize`] and [`Sim::reset_secret`] did.
+pub use sim::AuthGranted;
+/// Whether a [`Sim`] call pushes its callback, and whether it waits for the delivery.
+pub use sim::PushOpts;
+/// A scope and/or grants change, for [`Sim::change_scope`].
+pub use sim::ScopeChange;
+/// For direct calls from in-process tests ([`App::sim`]).
+pub use sim::Sim;
+/// What [`Sim::push_ticket`] did.
+pub use sim::TicketIssued;
+/// For `sim.read().js_ticket_valid(…)` ([`Sim::read`]).
+pub use state::AppRef;
+/// Whether an [`Authorization`] is active or cancelled.
+pub use state::AuthStatus;
+/// A suite's app in a corp, with its permanent code ([`CorpSummary::authorizations`]).
+pub use state::Authorization;
+/// A corp as [`Sim::create_corp`] and [`Sim::change_scope`] describe it.
+pub use state::CorpSummary;
+/// A state rule a [`Sim`] call broke ([`ControlError::State`]).
+pub use state::StateError;
+/// For `sim.read().js_ticket_valid(…)`: the corp's JS-SDK ticket or the app's.
+pub use state::TicketKind;
+/// AuthCodes issued, consumed and rejected, in a [`StatsSnapshot`].
+pub use stats::AuthCodeCounts;
+/// Callback pushes queued, delivered and failed, in a [`StatsSnapshot`].
+pub use stats::CallbackCounts;
+/// Behind [`Sim::stats`].
+pub use stats::Stats;
+/// A copy of the counters ([`Stats::snapshot`]).
+pub use stats::StatsSnapshot;
+/// Tokens issued, in a [`StatsSnapshot`].
+pub use stats::TokenCounts;
+
 use crate::push::{Dispatcher, Pusher};
-use crate::state::{AuthorizeWith, World};
-use crate::stats::Stats;
+use crate::state::World;
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]

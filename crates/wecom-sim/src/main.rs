@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use runtime::{LogFormat, shutdown::cancel_on_signal, telemetry};
 use tokio_util::sync::CancellationToken;
-use wecom_sim::config::{SimConfig, USAGE};
+use wecom_sim::{SimConfig, USAGE};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -150,6 +150,7 @@ impl<'a> Visibility<'a> {
     }
 
     /// Whether the scope covers the whole corp.
+    #[cfg(test)]
     pub fn whole_corp(&self) -> bool {
         self.departments.contains(&ROOT_DEPARTMENT)
     }

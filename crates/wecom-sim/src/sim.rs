@@ -96,7 +96,7 @@ pub struct Sim {
     /// Fault injection.
     pub faults: Faults,
     /// Callback delivery.
-    pub pusher: Pusher,
+    pub(crate) pusher: Pusher,
     cursor_key: std::hash::RandomState,
     seed: u64,
     corps_created: AtomicU64,
@@ -104,7 +104,13 @@ pub struct Sim {
 
 impl Sim {
     /// Assembles the simulator.
-    pub fn new(world: World, stats: Arc<Stats>, faults: Faults, pusher: Pusher, seed: u64) -> Self {
+    pub(crate) fn new(
+        world: World,
+        stats: Arc<Stats>,
+        faults: Faults,
+        pusher: Pusher,
+        seed: u64,
+    ) -> Self {
         Self {
             world: RwLock::new(world),
             clock: Clock::new(),
@@ -117,7 +123,9 @@ impl Sim {
         }
     }
 
-    /// Reads the state.
+    /// Reads the state. The state's type is internal: from outside the crate only a corp's
+    /// apps (`read().corp(&id)?.auths`) and `read().js_ticket_valid(…)` are reachable, for tests
+    /// that check what WeCom holds.
     pub fn read(&self) -> RwLockReadGuard<'_, World> {
         self.world
             .read()
@@ -125,14 +133,14 @@ impl Sim {
     }
 
     /// Changes the state.
-    pub fn write(&self) -> RwLockWriteGuard<'_, World> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, World> {
         self.world
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A keyed checksum, so list_id cursors cannot be forged or reused across corps or runs.
-    pub fn checksum(&self, parts: &[&str]) -> u64 {
+    pub(crate) fn checksum(&self, parts: &[&str]) -> u64 {
         self.cursor_key.hash_one(parts)
     }
 
@@ -380,7 +388,7 @@ impl Sim {
 
     /// Applies a directory change and pushes change_contact to every active app of the corp
     /// that can see the entity (before or after the change), redacted for the corp's grants.
-    pub fn mutate(
+    pub(crate) fn mutate(
         &self,
         corp_id: &CorpId,
         mutation: Mutation,

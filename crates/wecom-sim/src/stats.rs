@@ -70,7 +70,7 @@ pub struct Stats {
 
 impl Stats {
     /// Runs `f` on the counters.
-    pub fn update(&self, f: impl FnOnce(&mut StatsSnapshot)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut StatsSnapshot)) {
         let mut inner = self
             .inner
             .lock()
@@ -79,7 +79,7 @@ impl Stats {
     }
 
     /// Counts one API answer.
-    pub fn record_call(&self, api: &str, key: Option<&str>, errcode: i64) {
+    pub(crate) fn record_call(&self, api: &str, key: Option<&str>, errcode: i64) {
         self.update(|s| {
             bump(&mut s.api_calls, api);
             if let Some(key) = key {
@@ -104,7 +104,7 @@ impl Stats {
     }
 
     /// Zeroes every counter.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.update(|s| *s = StatsSnapshot::default());
     }
 }

@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 use wecom::callback::{CallbackQuery, EncryptedEnvelope};
 use wecom::crypto::CallbackCrypto;
 use wecom::event::Event;
-use wecom_sim::PushOpts;
-use wecom_sim::state::{AuthorizeWith, CorpSpec};
+use wecom_sim::{AuthorizeWith, CorpSpec, PushOpts};
 
 const NO_PUSH: PushOpts = PushOpts {
     push: false,

@@ -4,7 +4,7 @@ use serde_json::json;
 use sha1::{Digest as _, Sha1};
 use store::api_keys::Scope;
 use tokens::TicketKind;
-use wecom_sim::state::TicketKind as SimTicket;
+use wecom_sim::TicketKind as SimTicket;
 
 use crate::helpers::{SUITE_ID, call_at, start, tenant_path};
 
@@ -222,7 +222,7 @@ async fn jssdk_signatures_follow_wecom_s_algorithm_with_tickets_fetched_once() {
             )
         );
     }
-    let app = wecom_sim::state::AppRef {
+    let app = wecom_sim::AppRef {
         corp_id: "wwacme".parse().unwrap(),
         suite_id: SUITE_ID.parse().unwrap(),
     };

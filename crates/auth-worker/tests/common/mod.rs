@@ -26,8 +26,7 @@ use tokio_util::sync::CancellationToken;
 use wecom::api::{Client, ClientConfig};
 use wecom::event::{CreateAuth, Event, SuiteTicket};
 use wecom::suite::Suites;
-use wecom_sim::state::CorpSpec;
-use wecom_sim::{PushOpts, Sim, SimConfig};
+use wecom_sim::{CorpSpec, PushOpts, Sim, SimConfig};
 
 pub const SUITE_ID: &str = "dkauthworker01";
 pub const SUITE_SECRET: &str = "suite-secret-for-tests";

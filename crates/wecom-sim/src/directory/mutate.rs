@@ -205,6 +205,7 @@ pub struct TagMembersChange {
 
 impl NewUser {
     /// A member with a name and departments, everything else defaulted.
+    #[cfg(test)]
     pub fn new(userid: UserId, name: &str, department: Vec<DepartmentId>) -> Self {
         Self {
             userid,
@@ -230,6 +231,7 @@ impl NewUser {
 
 impl NewDepartment {
     /// A department with a name under `parentid`, its id and order defaulted.
+    #[cfg(test)]
     pub fn new(name: &str, parentid: DepartmentId) -> Self {
         Self {
             id: None,

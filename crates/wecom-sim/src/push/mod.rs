@@ -73,7 +73,7 @@ impl Default for DeliveryConfig {
 
 impl DeliveryConfig {
     /// Checks ranges.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.duplicate_rate) {
             return Err("duplicate_rate must be between 0 and 1".to_owned());
         }

@@ -91,19 +91,19 @@ pub struct Authorization {
 #[derive(Debug, Clone)]
 pub struct Corp {
     /// The corp id.
-    pub id: CorpId,
+    pub(crate) id: CorpId,
     /// Short name.
-    pub name: String,
+    pub(crate) name: String,
     /// The directory.
-    pub directory: Directory,
+    pub(crate) directory: Directory,
     /// The visibility scope of its 代开发 apps.
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     /// The permissions granted to its 代开发 apps.
-    pub grants: Grants,
+    pub(crate) grants: Grants,
     /// Apps by suite id.
     pub auths: BTreeMap<SuiteId, Authorization>,
     /// How the directory was seeded.
-    pub seeded: SeedSpec,
+    pub(crate) seeded: SeedSpec,
 }
 
 /// `GET /sim/corps/{corp}`.
@@ -132,24 +132,24 @@ pub struct CorpSummary {
 
 impl Corp {
     /// The corp's app for `suite_id`, if it was ever authorized.
-    pub fn auth(&self, suite_id: &SuiteId) -> Option<&Authorization> {
+    pub(crate) fn auth(&self, suite_id: &SuiteId) -> Option<&Authorization> {
         self.auths.get(suite_id)
     }
 
     /// The installed apps (disabled ones included).
-    pub fn active_auths(&self) -> impl Iterator<Item = &Authorization> {
+    pub(crate) fn active_auths(&self) -> impl Iterator<Item = &Authorization> {
         self.auths
             .values()
             .filter(|a| a.status == AuthStatus::Active)
     }
 
     /// What the corp's apps can see.
-    pub fn visibility(&self) -> Visibility<'_> {
+    pub(crate) fn visibility(&self) -> Visibility<'_> {
         Visibility::new(&self.directory, &self.scope)
     }
 
     /// The summary shown by the control API.
-    pub fn summary(&self) -> CorpSummary {
+    pub(crate) fn summary(&self) -> CorpSummary {
         let (departments, users, tags) = self.directory.counts();
         CorpSummary {
             corp_id: self.id.clone(),
@@ -165,7 +165,7 @@ impl Corp {
     }
 
     /// The grants a spec asks for (every sensitive grant by default).
-    pub fn grants_of(spec: &CorpSpec) -> Grants {
+    pub(crate) fn grants_of(spec: &CorpSpec) -> Grants {
         match &spec.permissions {
             Some(names) => Grants::new(names.iter().cloned()),
             None => Grants::new(grant::ALL.iter().copied()),

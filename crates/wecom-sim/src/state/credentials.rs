@@ -112,11 +112,6 @@ impl Credentials {
         }
     }
 
-    /// The lifetimes.
-    pub fn ttl(&self) -> Ttls {
-        self.ttl
-    }
-
     /// The owner's current token if still valid (same token, remaining lifetime), else a new one.
     pub fn issue_token(&mut self, owner: TokenOwner, now_ms: i64) -> Issued {
         let valid = self

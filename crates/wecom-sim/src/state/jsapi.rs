@@ -115,7 +115,7 @@ pub struct IssuedTicket {
 impl World {
     /// `get_jsapi_ticket` / `ticket/get?type=agent_config` for `app`: the current ticket while it
     /// is valid, else a new one; 45009 once the hour's budget is spent.
-    pub fn js_ticket(
+    pub(crate) fn js_ticket(
         &mut self,
         app: &AppRef,
         kind: TicketKind,
@@ -165,7 +165,7 @@ impl World {
 
     /// What the OAuth2 redirect gives the app's page: a code for `visitor` logging in to the app
     /// `suite_id` has in `corp_id`. A member must exist in the corp.
-    pub fn mint_login_code(
+    pub(crate) fn mint_login_code(
         &mut self,
         corp_id: &CorpId,
         suite_id: &SuiteId,
@@ -210,7 +210,7 @@ impl World {
 
     /// `auth/getuserinfo` for `app`: consumes the code (40029 when it is unknown, used, expired
     /// or another app's).
-    pub fn login(
+    pub(crate) fn login(
         &mut self,
         app: &AppRef,
         code: &str,

@@ -16,7 +16,7 @@ use wecom::suite::SuiteConfig;
 
 pub use corp::{AuthStatus, Authorization, AuthorizeWith, Corp, CorpSpec, CorpSummary};
 pub use credentials::{Credentials, Issued, TokenError, TokenOwner, Ttls};
-pub use jsapi::{IssuedTicket, LOGIN_CODE_TTL_MS, TicketKind, Visitor};
+pub use jsapi::{LOGIN_CODE_TTL_MS, TicketKind, Visitor};
 
 use crate::directory::Directory;
 use crate::directory::seed::SeedSpec;
@@ -94,7 +94,7 @@ pub struct World {
     suites: BTreeMap<SuiteId, SuiteConfig>,
     corps: BTreeMap<CorpId, Corp>,
     /// Tokens, tickets and AuthCodes.
-    pub creds: Credentials,
+    pub(crate) creds: Credentials,
     provider_corp_id: CorpId,
     provider_secret: Option<String>,
     next_agent_id: i64,
@@ -102,7 +102,7 @@ pub struct World {
 
 impl World {
     /// A world with these suites and no corps.
-    pub fn new(
+    pub(crate) fn new(
         suites: impl IntoIterator<Item = SuiteConfig>,
         ttl: Ttls,
         provider_corp_id: &CorpId,
@@ -122,22 +122,22 @@ impl World {
     }
 
     /// The provider's corp id.
-    pub fn provider_corp_id(&self) -> &CorpId {
+    pub(crate) fn provider_corp_id(&self) -> &CorpId {
         &self.provider_corp_id
     }
 
     /// The suite `suite_id`.
-    pub fn suite(&self, suite_id: &SuiteId) -> Option<&SuiteConfig> {
+    pub(crate) fn suite(&self, suite_id: &SuiteId) -> Option<&SuiteConfig> {
         self.suites.get(suite_id)
     }
 
     /// Every suite, by id.
-    pub fn suites(&self) -> impl Iterator<Item = &SuiteConfig> {
+    pub(crate) fn suites(&self) -> impl Iterator<Item = &SuiteConfig> {
         self.suites.values()
     }
 
     /// The named suite, or the only one when none is named.
-    pub fn pick_suite(&self, suite_id: Option<&SuiteId>) -> Result<SuiteId, StateError> {
+    pub(crate) fn pick_suite(&self, suite_id: Option<&SuiteId>) -> Result<SuiteId, StateError> {
         match suite_id {
             Some(id) if self.suites.contains_key(id) => Ok(id.clone()),
             Some(id) => Err(StateError::UnknownSuite(id.to_string())),
@@ -159,24 +159,24 @@ impl World {
     }
 
     /// The corp `corp_id`, mutably.
-    pub fn corp_mut(&mut self, corp_id: &CorpId) -> Result<&mut Corp, StateError> {
+    pub(crate) fn corp_mut(&mut self, corp_id: &CorpId) -> Result<&mut Corp, StateError> {
         self.corps
             .get_mut(corp_id)
             .ok_or_else(|| StateError::UnknownCorp(corp_id.to_string()))
     }
 
     /// Every corp, by id.
-    pub fn corps(&self) -> impl Iterator<Item = &Corp> {
+    pub(crate) fn corps(&self) -> impl Iterator<Item = &Corp> {
         self.corps.values()
     }
 
     /// Whether `corp_id` is taken.
-    pub fn has_corp(&self, corp_id: &CorpId) -> bool {
+    pub(crate) fn has_corp(&self, corp_id: &CorpId) -> bool {
         self.corps.contains_key(corp_id)
     }
 
     /// Adds a corp with an already seeded directory.
-    pub fn add_corp(
+    pub(crate) fn add_corp(
         &mut self,
         corp_id: &CorpId,
         name: &str,
@@ -201,7 +201,7 @@ impl World {
 
     /// What a corp admin scanning the template QR does: installs the app (new agentid, new
     /// secret; a cancelled app comes back with a fresh secret) and mints the AuthCode.
-    pub fn authorize(
+    pub(crate) fn authorize(
         &mut self,
         corp_id: &CorpId,
         suite_id: &SuiteId,
@@ -247,7 +247,7 @@ impl World {
 
     /// The provider's 「重新获取secret」: a new permanent code (the old one and its tokens stop
     /// working at once) and an AuthCode to fetch it with.
-    pub fn reset_secret(
+    pub(crate) fn reset_secret(
         &mut self,
         corp_id: &CorpId,
         suite_id: &SuiteId,
@@ -264,7 +264,11 @@ impl World {
     }
 
     /// The corp removes the app. Its tokens answer 48004 from now on.
-    pub fn cancel(&mut self, corp_id: &CorpId, suite_id: &SuiteId) -> Result<(), StateError> {
+    pub(crate) fn cancel(
+        &mut self,
+        corp_id: &CorpId,
+        suite_id: &SuiteId,
+    ) -> Result<(), StateError> {
         self.active_auth_mut(corp_id, suite_id)?.status = AuthStatus::Cancelled;
         Ok(())
     }
@@ -272,7 +276,7 @@ impl World {
     /// The corp admin disables (`true`) or re-enables (`false`) the app; its agentid. The app
     /// stays installed and its secret and tokens stay valid: only what its APIs answer changes
     /// (see `api::corp`). 409-style [`StateError::AlreadySwitched`] when nothing would change.
-    pub fn set_disabled(
+    pub(crate) fn set_disabled(
         &mut self,
         corp_id: &CorpId,
         suite_id: &SuiteId,
@@ -291,7 +295,7 @@ impl World {
     }
 
     /// Changes the corp's scope and/or grants.
-    pub fn change_scope(
+    pub(crate) fn change_scope(
         &mut self,
         corp_id: &CorpId,
         scope: Option<Scope>,
@@ -324,7 +328,11 @@ impl World {
     }
 
     /// Issues a suite ticket (the push is the caller's business).
-    pub fn issue_ticket(&mut self, suite_id: &SuiteId, now_ms: i64) -> Result<String, StateError> {
+    pub(crate) fn issue_ticket(
+        &mut self,
+        suite_id: &SuiteId,
+        now_ms: i64,
+    ) -> Result<String, StateError> {
         self.pick_suite(Some(suite_id))?;
         Ok(self.creds.issue_ticket(suite_id, now_ms))
     }
@@ -332,7 +340,7 @@ impl World {
     // ---- server API rules -------------------------------------------------------------
 
     /// `service/get_suite_token`: 40083 unknown suite, 40001 wrong secret, 40085 bad ticket.
-    pub fn suite_token(
+    pub(crate) fn suite_token(
         &mut self,
         req: &SuiteTokenRequest,
         now_ms: i64,
@@ -358,7 +366,7 @@ impl World {
     }
 
     /// `service/get_provider_token`: 40013 wrong corpid, 40001 wrong (or unset) secret.
-    pub fn provider_token(
+    pub(crate) fn provider_token(
         &mut self,
         corp_id: &CorpId,
         provider_secret: &str,
@@ -374,7 +382,11 @@ impl World {
     }
 
     /// The suite a `suite_access_token` belongs to: 41022 missing, 40082 unknown, 42009 expired.
-    pub fn suite_of_token(&self, token: Option<&str>, now_ms: i64) -> Result<SuiteId, ApiFailure> {
+    pub(crate) fn suite_of_token(
+        &self,
+        token: Option<&str>,
+        now_ms: i64,
+    ) -> Result<SuiteId, ApiFailure> {
         let token = token
             .filter(|t| !t.is_empty())
             .ok_or(errcode::MISSING_SUITE_TOKEN)?;
@@ -387,7 +399,7 @@ impl World {
 
     /// `service/get_permanent_code`: consumes the AuthCode (40078 if unknown, used, expired or
     /// another suite's, or if the app was cancelled meanwhile); the corp it authorized.
-    pub fn exchange_auth_code(
+    pub(crate) fn exchange_auth_code(
         &mut self,
         suite_id: &SuiteId,
         auth_code: &str,
@@ -411,7 +423,7 @@ impl World {
 
     /// `service/get_auth_info`: the corp and app for (corpid, permanent_code); 40084 when the
     /// code is not the active app's secret.
-    pub fn auth_by_code(
+    pub(crate) fn auth_by_code(
         &self,
         suite_id: &SuiteId,
         corp_id: &CorpId,
@@ -431,7 +443,7 @@ impl World {
     /// `gettoken`: 41004 missing secret, 40013 unknown corp, 48004 the app was cancelled,
     /// 40001 wrong secret (including a secret replaced by reset-secret). (A missing or
     /// malformed corpid is answered before: 41002 / 40013.)
-    pub fn corp_token(
+    pub(crate) fn corp_token(
         &mut self,
         corp_id: &CorpId,
         corp_secret: &str,
@@ -455,7 +467,11 @@ impl World {
 
     /// The app an `access_token` belongs to: 41001 missing, 40014 unknown or revoked,
     /// 42001 expired, 48004 the app was cancelled.
-    pub fn app_of_token(&self, token: Option<&str>, now_ms: i64) -> Result<AppRef, ApiFailure> {
+    pub(crate) fn app_of_token(
+        &self,
+        token: Option<&str>,
+        now_ms: i64,
+    ) -> Result<AppRef, ApiFailure> {
         let token = token
             .filter(|t| !t.is_empty())
             .ok_or(errcode::MISSING_ACCESS_TOKEN)?;
