@@ -9,10 +9,16 @@
 //! - `daikai_api_wecom_errors_total{call, errcode}`: WeCom's refusals of the calls the API made
 //!   (`transport` when there was no errcode).
 //! - `daikai_api_database_ready`: 1 while the last readiness probe reached Postgres.
+//! - `daikai_wecom_calls_total{api, class}`: every WeCom call the API made, by endpoint and
+//!   errcode class (`ok`, `retryable`, `token_expired`, `rate_limited`, `tenant_broken`,
+//!   `permanent`), and `daikai_token_refreshes_total{kind, outcome}`: the corp token and JS-SDK
+//!   ticket refreshes this replica attempted (`corp`, `jsapi`, `agent_config`; `ok`, `error`).
+//!   Both are the auth worker's and contact sync's too (`runtime::metrics`).
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
+use runtime::metrics::{TokenRefreshes, WecomCalls};
 
 /// Latency buckets in seconds: cache hits take a millisecond, WeCom calls up to its timeout.
 const BUCKETS: &[f64] = &[
@@ -34,6 +40,10 @@ pub struct Metrics {
     pub wecom_errors: IntCounterVec,
     /// 1 while Postgres answered the last readiness probe.
     pub database_ready: IntGauge,
+    /// Every WeCom call by endpoint and errcode class.
+    pub wecom_calls: WecomCalls,
+    /// Token and ticket refreshes by kind and outcome.
+    pub token_refreshes: TokenRefreshes,
 }
 
 impl Metrics {
@@ -74,6 +84,8 @@ impl Metrics {
             "1 while Postgres answered the last readiness probe",
         )?;
         registry.register(Box::new(database_ready.clone()))?;
+        let wecom_calls = WecomCalls::register(&registry)?;
+        let token_refreshes = TokenRefreshes::register(&registry)?;
         Ok(Self {
             registry,
             requests,
@@ -81,6 +93,8 @@ impl Metrics {
             cache,
             wecom_errors,
             database_ready,
+            wecom_calls,
+            token_refreshes,
         })
     }
 

@@ -67,16 +67,19 @@ impl Application {
         store::check_schema(&pool).await?;
         let secrets = SecretBox::new(config.keyring.clone());
         runtime::keys::check_keys(&pool, &secrets).await?;
+        let metrics = Metrics::new().context("registering metrics")?;
         let client = Client::new(ClientConfig::new(config.wecom_api_base.clone()))
             .context("WECOM_API_BASE")?;
+        let client = metrics.wecom_calls.counting(client);
+        let tokens = TokenService::new(pool.clone(), client, secrets);
         let openapi = serde_json::to_string(&openapi::document())
             .context("rendering the OpenAPI document")?;
         let shutting_down = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState {
             pool: pool.clone(),
-            tokens: TokenService::new(pool.clone(), client, secrets),
+            tokens: metrics.token_refreshes.counting(tokens),
             keys: Keys::new(pool.clone(), config.key_cache, config.default_rate_limit),
-            metrics: Metrics::new().context("registering metrics")?,
+            metrics,
             openapi: Arc::new(openapi),
             shutting_down: shutting_down.clone(),
         });

@@ -67,9 +67,12 @@ impl Application {
             .context("INBOX_RETENTION_HOURS: out of range")?;
         let secrets = SecretBox::new(config.keyring.clone());
         runtime::keys::check_keys(&pool, &secrets).await?;
+        let metrics = Metrics::new().context("registering metrics")?;
         let client = Client::new(ClientConfig::new(config.wecom_api_base.clone()))
             .context("WECOM_API_BASE")?;
+        let client = metrics.wecom_calls.counting(client);
         let tokens = TokenService::new(pool.clone(), client, secrets.clone());
+        let tokens = metrics.token_refreshes.counting(tokens);
         let topology = Topology::new(config.amqp_namespace.clone());
         let mut publisher_config = PublisherConfig::new(
             config.amqp_url.clone(),
@@ -78,7 +81,6 @@ impl Application {
         );
         publisher_config.confirm_timeout = config.publish_timeout;
         let publisher = Publisher::start(publisher_config)?;
-        let metrics = Metrics::new().context("registering metrics")?;
         let handler = AuthHandler::new(
             pool.clone(),
             secrets,

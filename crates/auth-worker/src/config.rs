@@ -61,7 +61,7 @@ pub struct Config {
     /// replica send a code the first may still be exchanging. Below 60 s is for tests.
     pub claim_lease: TimeDelta,
     /// `AUTH_WORKER_SWEEP_SECS` (default 30): how often expired AuthCodes are reported, the
-    /// suite-ticket age metric refreshed and the inbox pruned.
+    /// suite-ticket age and tenants-by-status metrics refreshed and the inbox pruned.
     pub sweep_interval: Duration,
     /// `INBOX_RETENTION_HOURS` (default 168, at most 87600): how long inbox entries (the dedupe
     /// keys of applied messages) are kept. It must outlast every redelivery: the retry queues

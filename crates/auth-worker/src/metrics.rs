@@ -2,8 +2,11 @@
 //!
 //! What an operator alerts on: the suite-ticket age (WeCom pushes one every 10 minutes; past 20
 //! minutes something is wrong, past 30 the suite token cannot be refreshed), AuthCodes that
-//! failed (each one is a corp whose installation needs a human), dead-lettered messages, and
-//! `tenant.*` events that could not be published.
+//! failed (each one is a corp whose installation needs a human), dead-lettered messages,
+//! `tenant.*` events that could not be published, and token refreshes that keep failing. Also
+//! the tenants by status (refreshed from Postgres by the sweep) and every WeCom call by errcode
+//! class. `daikai_wecom_calls_total` and `daikai_token_refreshes_total` are the ones contact
+//! sync and the API export too (`runtime::metrics`).
 
 use std::time::Duration;
 
@@ -12,6 +15,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use runtime::metrics::{TokenRefreshes, WecomCalls};
 
 /// Every metric of the worker, registered in its own registry (no global state).
 #[derive(Debug, Clone)]
@@ -37,17 +41,32 @@ pub struct Metrics {
     pub tenant_event_failures: IntCounterVec,
     /// `daikai_inbox_pruned_total`: inbox entries this replica deleted past the retention.
     pub inbox_pruned: IntCounter,
+    /// `daikai_tenants{status}`: tenants per status, from Postgres at each sweep (every replica
+    /// reports the same numbers).
+    pub tenants: IntGaugeVec,
+    /// `daikai_wecom_calls_total{api, class}`: every WeCom call of this replica.
+    pub wecom_calls: WecomCalls,
+    /// `daikai_token_refreshes_total{kind, outcome}`: suite and corp token refreshes.
+    pub token_refreshes: TokenRefreshes,
 }
 
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let messages = IntCounterVec::new(
-            Opts::new(
-                "daikai_auth_messages_total",
-                "Messages taken from wecom.auth, by kind and what became of them",
-            ),
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok::<_, prometheus::Error>(metric)
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok::<_, prometheus::Error>(metric)
+        };
+        let messages = counter_vec(
+            "daikai_auth_messages_total",
+            "Messages taken from wecom.auth, by kind and what became of them",
             &["kind", "outcome"],
         )?;
         let message_duration = HistogramVec::new(
@@ -60,70 +79,55 @@ impl Metrics {
             ]),
             &["kind"],
         )?;
-        let ticket_age = IntGaugeVec::new(
-            Opts::new(
-                "daikai_suite_ticket_age_seconds",
-                "Age of the newest stored suite_ticket (alert above 1200: WeCom pushes every 600)",
-            ),
+        registry.register(Box::new(message_duration.clone()))?;
+        let ticket_age = gauge_vec(
+            "daikai_suite_ticket_age_seconds",
+            "Age of the newest stored suite_ticket (alert above 1200: WeCom pushes every 600)",
             &["suite_id"],
         )?;
-        let ticket_missing = IntGaugeVec::new(
-            Opts::new(
-                "daikai_suite_ticket_missing",
-                "1 while a configured suite has no stored suite_ticket (alert: no suite token possible)",
-            ),
+        let ticket_missing = gauge_vec(
+            "daikai_suite_ticket_missing",
+            "1 while a configured suite has no stored suite_ticket (alert: no suite token possible)",
             &["suite_id"],
         )?;
-        let tickets = IntCounterVec::new(
-            Opts::new(
-                "daikai_suite_tickets_total",
-                "suite_ticket pushes, stored or ignored because a newer one is stored",
-            ),
+        let tickets = counter_vec(
+            "daikai_suite_tickets_total",
+            "suite_ticket pushes, stored or ignored because a newer one is stored",
             &["suite_id", "result"],
         )?;
-        let exchanges = IntCounterVec::new(
-            Opts::new(
-                "daikai_auth_code_exchanges_total",
-                "AuthCodes exchanged for a permanent code, by event kind and API version",
-            ),
+        let exchanges = counter_vec(
+            "daikai_auth_code_exchanges_total",
+            "AuthCodes exchanged for a permanent code, by event kind and API version",
             &["kind", "api"],
         )?;
-        let auth_code_failures = IntCounterVec::new(
-            Opts::new(
-                "daikai_auth_code_failures_total",
-                "AuthCodes that could not be exchanged (each needs a re-authorization or a \
-                 secret reset)",
-            ),
+        let auth_code_failures = counter_vec(
+            "daikai_auth_code_failures_total",
+            "AuthCodes that could not be exchanged (each needs a re-authorization or a \
+             secret reset)",
             &["kind", "reason"],
         )?;
-        let tenant_events = IntCounterVec::new(
-            Opts::new(
-                "daikai_tenant_events_published_total",
-                "internal.tenant.* events published (confirmed)",
-            ),
+        let tenant_events = counter_vec(
+            "daikai_tenant_events_published_total",
+            "internal.tenant.* events published (confirmed)",
             &["kind"],
         )?;
-        let tenant_event_failures = IntCounterVec::new(
-            Opts::new(
-                "daikai_tenant_event_publish_failures_total",
-                "internal.tenant.* publishes that failed (the message is retried)",
-            ),
+        let tenant_event_failures = counter_vec(
+            "daikai_tenant_event_publish_failures_total",
+            "internal.tenant.* publishes that failed (the message is retried)",
             &["kind"],
         )?;
         let inbox_pruned = IntCounter::new(
             "daikai_inbox_pruned_total",
             "Inbox entries deleted by this replica because they were past INBOX_RETENTION_HOURS",
         )?;
-        registry.register(Box::new(messages.clone()))?;
-        registry.register(Box::new(message_duration.clone()))?;
-        registry.register(Box::new(ticket_age.clone()))?;
-        registry.register(Box::new(ticket_missing.clone()))?;
-        registry.register(Box::new(tickets.clone()))?;
-        registry.register(Box::new(exchanges.clone()))?;
-        registry.register(Box::new(auth_code_failures.clone()))?;
-        registry.register(Box::new(tenant_events.clone()))?;
-        registry.register(Box::new(tenant_event_failures.clone()))?;
         registry.register(Box::new(inbox_pruned.clone()))?;
+        let tenants = gauge_vec(
+            "daikai_tenants",
+            "Tenants by status (pending, active, suspended, revoked), as stored in Postgres",
+            &["status"],
+        )?;
+        let wecom_calls = WecomCalls::register(&registry)?;
+        let token_refreshes = TokenRefreshes::register(&registry)?;
         Ok(Self {
             registry,
             messages,
@@ -136,6 +140,9 @@ impl Metrics {
             tenant_events,
             tenant_event_failures,
             inbox_pruned,
+            tenants,
+            wecom_calls,
+            token_refreshes,
         })
     }
 

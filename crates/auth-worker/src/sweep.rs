@@ -9,6 +9,8 @@
 //!   [`STALE_TICKET`] is logged once when it becomes stale and once when it recovers. A configured
 //!   suite with no ticket at all has no age: `daikai_suite_ticket_missing` says so instead (1),
 //!   so a template callback URL that never worked is as visible as one that stopped working.
+//! - The tenants-by-status gauge (`daikai_tenants{status}`) is refreshed from the database, every
+//!   status each time (zero included), so every replica reports the same counts.
 //! - Inbox entries older than `INBOX_RETENTION_HOURS` are deleted, in batches of
 //!   [`PRUNE_BATCH`] rows (each its own short transaction, at most [`PRUNE_MAX_BATCHES`] per
 //!   sweep: a large backlog is worked off over several sweeps without a long transaction), by
@@ -68,6 +70,9 @@ pub(crate) async fn run(
         {
             tracing::warn!(%error, "suite ticket age refresh failed");
         }
+        if let Err(error) = refresh_tenant_counts(&pool, &metrics).await {
+            tracing::warn!(%error, "tenant count refresh failed");
+        }
         if let Err(error) = prune_inbox(&pool, &metrics, config.inbox_retention).await {
             tracing::warn!(%error, "inbox prune failed");
         }
@@ -94,6 +99,21 @@ pub(crate) async fn sweep_auth_codes(
             "AuthCode expired before it could be exchanged: the corp needs to re-authorize, or \
              the provider to reset the app's secret (重新获取secret)"
         );
+    }
+    Ok(())
+}
+
+/// Sets `daikai_tenants{status}` for every status from the database.
+pub(crate) async fn refresh_tenant_counts(
+    pool: &PgPool,
+    metrics: &Metrics,
+) -> Result<(), store::StoreError> {
+    let mut conn = pool.acquire().await?;
+    for (status, count) in store::tenants::count_by_status(&mut conn).await? {
+        metrics
+            .tenants
+            .with_label_values(&[status.as_str()])
+            .set(count);
     }
     Ok(())
 }

@@ -66,10 +66,12 @@ impl Application {
         let secrets = SecretBox::new(config.keyring.clone());
         // It seals the corp tokens it refreshes: a wrong key would lock the other replicas out.
         runtime::keys::check_keys(&pool, &secrets).await?;
+        let metrics = Metrics::new().context("registering metrics")?;
         let client = Client::new(ClientConfig::new(config.wecom_api_base.clone()))
             .context("WECOM_API_BASE")?;
+        let client = metrics.wecom_calls.counting(client);
         let tokens = TokenService::new(pool.clone(), client, secrets);
-        let metrics = Metrics::new().context("registering metrics")?;
+        let tokens = metrics.token_refreshes.counting(tokens);
         let syncer = Syncer {
             pool: pool.clone(),
             wecom: Wecom::new(

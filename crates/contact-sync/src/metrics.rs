@@ -1,8 +1,10 @@
 //! The worker's Prometheus metrics, served on `/metrics`.
 //!
 //! What an operator watches: full syncs in progress, failing, or not completed for long (the
-//! directory is stale); WeCom calls by API and result (a rising `rate_limited` means the shared
-//! budget is too generous); rows written; the change events handled.
+//! directory is stale); WeCom calls by API and errcode class (a rising `rate_limited` means the
+//! shared budget is too generous); corp token refreshes; rows written; the change events
+//! handled. `daikai_wecom_calls_total` and `daikai_token_refreshes_total` are the ones the auth
+//! worker and the API export too (`runtime::metrics`).
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+use runtime::metrics::{TokenRefreshes, WecomCalls};
 
 /// Every metric of the worker, in its own registry.
 #[derive(Debug, Clone)]
@@ -33,8 +36,12 @@ pub struct Metrics {
     pub pages: IntCounterVec,
     /// `daikai_sync_rows_written_total{table}`.
     pub rows: IntCounterVec,
-    /// `daikai_wecom_calls_total{api, result}`: `ok`, `error`, `retried`, `rate_limited`.
-    pub calls: IntCounterVec,
+    /// `daikai_wecom_calls_total{api, class}`: every WeCom call (each retry too), `ok` or the
+    /// errcode's class: `retryable`, `token_expired`, `rate_limited`, `tenant_broken`,
+    /// `permanent`.
+    pub wecom_calls: WecomCalls,
+    /// `daikai_token_refreshes_total{kind, outcome}`: corp token refreshes of this replica.
+    pub token_refreshes: TokenRefreshes,
     /// `daikai_sync_rate_limit_waits_total`: waits for the shared budget or a 45009 window.
     pub rate_limit_waits: IntCounter,
 }
@@ -68,11 +75,8 @@ impl Metrics {
             "Directory rows written",
             &["table"],
         )?;
-        let calls = counter_vec(
-            "daikai_wecom_calls_total",
-            "WeCom directory calls by API and result",
-            &["api", "result"],
-        )?;
+        let wecom_calls = WecomCalls::register(&registry)?;
+        let token_refreshes = TokenRefreshes::register(&registry)?;
         let message_duration = HistogramVec::new(
             HistogramOpts::new(
                 "daikai_contact_message_duration_seconds",
@@ -114,7 +118,8 @@ impl Metrics {
             last_success,
             pages,
             rows,
-            calls,
+            wecom_calls,
+            token_refreshes,
             rate_limit_waits,
         })
     }

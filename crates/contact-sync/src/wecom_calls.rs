@@ -3,6 +3,11 @@
 //! all replicas share per corp and API (`store::directory::quota`), and the retry policy:
 //! `-1` (system busy) with backoff, 45009 (frequency limit) by waiting for the window to end and
 //! telling every replica to wait too. Anything else is the caller's to decide.
+//!
+//! Each attempt is counted by the WeCom client itself (`daikai_wecom_calls_total{api, class}`,
+//! the client is instrumented where the application builds it), so a retried `-1` shows as
+//! `retryable` and a 45009 as `rate_limited`; the `api` names given here are the same
+//! endpoint names (`user/list_id`, …).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -93,10 +98,7 @@ impl Wecom {
                 })
                 .await;
             let error = match answer {
-                Ok(value) => {
-                    self.count(api, "ok");
-                    return Ok(value);
-                }
+                Ok(value) => return Ok(value),
                 Err(error) => error,
             };
             let class = match &error {
@@ -106,17 +108,14 @@ impl Wecom {
             match class {
                 ErrorClass::Retryable if busy < BUSY_RETRIES => {
                     busy += 1;
-                    self.count(api, "retried");
                     tokio::time::sleep(backoff(busy)).await;
                 }
                 ErrorClass::RateLimited { .. } if limited < RATE_LIMIT_WAITS => {
                     limited += 1;
-                    self.count(api, "rate_limited");
                     let hold = self.rate_limit_hold * 2_u32.pow(limited.min(4) - 1);
                     self.hold_off(&tenant.corp_id, api, hold).await?;
                 }
                 _ => {
-                    self.count(api, "error");
                     return Err(match error {
                         TokenError::Call(source) => SyncError::Api { api, source },
                         source => SyncError::Token {
@@ -208,10 +207,6 @@ impl Wecom {
             .remove(&(corp_id.clone(), api));
         tracing::warn!(%corp_id, api, ?hold, "WeCom frequency limit (45009): every replica holds off");
         Ok(())
-    }
-
-    fn count(&self, api: &str, result: &str) {
-        self.metrics.calls.with_label_values(&[api, result]).inc();
     }
 }
 

@@ -34,6 +34,9 @@ pub enum TenantStatus {
 }
 
 impl TenantStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Active, Self::Suspended, Self::Revoked];
+
     /// The value stored in `tenants.status`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -232,6 +235,25 @@ pub async fn list_tenants(
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(Tenant::try_from).collect()
+}
+
+/// How many tenants have each status: every status, zero included (for the
+/// `daikai_tenants{status}` gauge, which must fall to zero rather than keep its last value).
+pub async fn count_by_status(
+    conn: &mut PgConnection,
+) -> Result<Vec<(TenantStatus, i64)>, StoreError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("select status, count(*) from tenants group by status")
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut counts: Vec<(TenantStatus, i64)> = TenantStatus::ALL.iter().map(|s| (*s, 0)).collect();
+    for (status, n) in rows {
+        let status = TenantStatus::parse(&status)?;
+        if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == status) {
+            entry.1 = n;
+        }
+    }
+    Ok(counts)
 }
 
 /// One page of tenants in id order: those with an id above `after`, optionally only of `suites`

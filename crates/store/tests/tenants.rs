@@ -6,8 +6,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use sqlx::PgPool;
 use store::tenants::{
-    Activation, AuthInfoUpdate, Outcome, TenantStatus, activate_tenant, list_tenants,
-    permanent_code, revoke_tenant, rotate_permanent_code, set_tenant_status, tenant,
+    Activation, AuthInfoUpdate, Outcome, TenantStatus, activate_tenant, count_by_status,
+    list_tenants, permanent_code, revoke_tenant, rotate_permanent_code, set_tenant_status, tenant,
     update_auth_info,
 };
 use store::{CorpId, SecretBox, StoreError, SuiteId};
@@ -279,6 +279,56 @@ async fn auth_info_is_stored_without_secret_keys() {
     let one = tenant(&mut conn, &suite, &corp).await.unwrap().unwrap();
     assert_eq!(one.state.as_deref(), Some("qr-state"));
     assert!(one.updated_at <= Utc::now() + TimeDelta::minutes(1));
+    drop(conn);
+    db.drop_database().await.unwrap();
+}
+
+#[tokio::test]
+async fn tenants_are_counted_by_status_with_every_status_present() {
+    let db = test_support::test_db().await;
+    let secrets = test_support::secrets();
+    let suite = test_support::suite("dk1");
+    let mut conn = db.pool().acquire().await.unwrap();
+    assert_eq!(
+        count_by_status(&mut conn).await.unwrap(),
+        TenantStatus::ALL.map(|s| (s, 0))
+    );
+    for corp in ["ww-a", "ww-b", "ww-c"] {
+        activate(
+            db.pool(),
+            &secrets,
+            &suite,
+            &test_support::corp(corp),
+            "P",
+            100,
+        )
+        .await;
+    }
+    let suspended = set_tenant_status(
+        &mut conn,
+        &suite,
+        &test_support::corp("ww-b"),
+        TenantStatus::Suspended,
+        200,
+    )
+    .await
+    .unwrap();
+    assert_eq!(suspended.outcome, Outcome::Applied);
+    revoke_tenant(&mut conn, &suite, &test_support::corp("ww-c"), 200)
+        .await
+        .unwrap();
+    revoke_tenant(&mut conn, &suite, &test_support::corp("ww-gone"), 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        count_by_status(&mut conn).await.unwrap(),
+        [
+            (TenantStatus::Pending, 0),
+            (TenantStatus::Active, 1),
+            (TenantStatus::Suspended, 1),
+            (TenantStatus::Revoked, 2),
+        ]
+    );
     drop(conn);
     db.drop_database().await.unwrap();
 }

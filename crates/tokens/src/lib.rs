@@ -61,6 +61,12 @@
 //!   caller waits for the refresh. Postgres sees no cycle (one side waits on an HTTP future, not
 //!   on a lock), so nothing breaks it but a timeout. Read, call WeCom, then write and commit.
 //!
+//! # Metrics
+//! The crate counts nothing itself: [`TokenService::with_observer`] takes a [`RefreshObserver`]
+//! that hears every refresh attempt ([`RefreshKind`]: suite, corp, jsapi, agent_config) and
+//! whether it got a fresh token. The services register `daikai_token_refreshes_total{kind,
+//! outcome}` on their own registry through it (`runtime::metrics`).
+//!
 //! # Use
 //! ```ignore
 //! let tokens = tokens::TokenService::new(pool.clone(), wecom_client, secrets.clone());
@@ -71,10 +77,12 @@
 //! ```
 
 mod error;
+mod observe;
 mod service;
 mod token;
 
 pub use error::TokenError;
+pub use observe::{RefreshKind, RefreshObserver};
 pub use service::TokenService;
 pub use store::jsapi_tickets::TicketKind;
 pub use token::Token;

@@ -4,12 +4,13 @@
 //! callers.
 
 use std::future::Future;
+use std::sync::Arc;
 use wecom::ids::Ticket;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::PgPool;
-use store::corp_tokens::{self, cached_corp_token, lock_tenant, store_corp_token};
+use sqlx::{PgPool, Postgres, Transaction};
+use store::corp_tokens::{self, LockedTenant, cached_corp_token, lock_tenant, store_corp_token};
 use store::jsapi_tickets::{TicketKind, cached_ticket, lock_ticket, store_ticket};
 use store::suites::{self, cached_suite_token, lock_suite_token, store_suite_token};
 use store::tenants::TenantStatus;
@@ -17,6 +18,7 @@ use store::{CachedToken, CorpId, SecretBox, StoreError, SuiteId};
 use wecom::api::{ApiError, Client, ErrorClass, TokenKind};
 
 use crate::error::TokenError;
+use crate::observe::{RefreshKind, RefreshObserver};
 use crate::token::Token;
 
 /// Suite and corp tokens for every replica of every worker. Cheap to clone.
@@ -25,6 +27,7 @@ pub struct TokenService {
     pool: PgPool,
     client: Client,
     secrets: SecretBox,
+    observer: Option<Arc<dyn RefreshObserver>>,
 }
 
 impl TokenService {
@@ -35,7 +38,16 @@ impl TokenService {
             pool,
             client,
             secrets,
+            observer: None,
         }
+    }
+
+    /// This service, telling `observer` of every refresh it attempts and how it ended (the
+    /// services' `daikai_token_refreshes_total`). Replaces any observer set before.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn RefreshObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The WeCom client the service calls through.
@@ -67,11 +79,37 @@ impl TokenService {
     ) -> Result<Token, TokenError> {
         let mut tx = self.pool.begin().await?;
         let Some(row) = lock_suite_token(&mut tx, suite_id).await? else {
-            return Err(TokenError::NoSuiteTicket(suite_id.clone()));
+            // No suites row: no ticket was ever stored, so the token cannot be refreshed.
+            let refresh = Refresh {
+                kind: RefreshKind::Suite,
+                suite_id,
+                corp_id: None,
+            };
+            let err = TokenError::NoSuiteTicket(suite_id.clone());
+            return self.settle(&refresh, None, Utc::now(), Err(err));
         };
         if let Some(token) = self.fresh(row.token.as_ref(), row.now)? {
             return Ok(token);
         }
+        let fetched = self
+            .fetch_suite_token(tx, suite_id, suite_secret, row.now)
+            .await;
+        let refresh = Refresh {
+            kind: RefreshKind::Suite,
+            suite_id,
+            corp_id: None,
+        };
+        self.settle(&refresh, row.token.as_ref(), row.now, fetched)
+    }
+
+    /// The suite token from WeCom, stored; `tx` holds the suite row's lock until it commits.
+    async fn fetch_suite_token(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        suite_id: &SuiteId,
+        suite_secret: &SecretString,
+        now: DateTime<Utc>,
+    ) -> Result<Token, TokenError> {
         let Some(ticket) = suites::ticket(&mut tx, &self.secrets, suite_id).await? else {
             return Err(TokenError::NoSuiteTicket(suite_id.clone()));
         };
@@ -81,28 +119,27 @@ impl TokenService {
         let fetched = self
             .client
             .get_suite_token(suite_id, suite_secret.expose_secret(), &ticket)
-            .await;
-        match fetched {
-            Ok(fetched) => {
-                let expires_at = row.now + lifetime(fetched.expires_in);
-                store_suite_token(
-                    &mut tx,
-                    &self.secrets,
-                    suite_id,
-                    &fetched.access_token,
-                    row.now,
-                    expires_at,
-                )
-                .await?;
-                tx.commit().await?;
-                tracing::info!(%suite_id, %expires_at, "suite access token refreshed");
-                Ok(Token::fetched(
-                    SecretString::from(fetched.access_token),
-                    expires_at,
-                ))
-            }
-            Err(err) => self.fallback(row.token.as_ref(), row.now, "suite", err),
-        }
+            .await
+            .map_err(|source| TokenError::Fetch {
+                kind: "suite",
+                source,
+            })?;
+        let expires_at = now + lifetime(fetched.expires_in);
+        store_suite_token(
+            &mut tx,
+            &self.secrets,
+            suite_id,
+            &fetched.access_token,
+            now,
+            expires_at,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(%suite_id, %expires_at, "suite access token refreshed");
+        Ok(Token::fetched(
+            SecretString::from(fetched.access_token),
+            expires_at,
+        ))
     }
 
     /// The corp access token of an `active` tenant, from the cache or fetched with `gettoken`
@@ -136,31 +173,54 @@ impl TokenService {
         if let Some(token) = self.fresh(row.token.as_ref(), row.now)? {
             return Ok(token);
         }
+        let fetched = self
+            .fetch_corp_token(tx, suite_id, corp_id, &tenant, row.now)
+            .await;
+        let refresh = Refresh {
+            kind: RefreshKind::Corp,
+            suite_id,
+            corp_id: Some(corp_id),
+        };
+        self.settle(&refresh, row.token.as_ref(), row.now, fetched)
+    }
+
+    /// The corp token from WeCom (`gettoken` with the permanent code), stored; `tx` holds the
+    /// tenant row's lock until it commits.
+    async fn fetch_corp_token(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        suite_id: &SuiteId,
+        corp_id: &CorpId,
+        tenant: &LockedTenant,
+        now: DateTime<Utc>,
+    ) -> Result<Token, TokenError> {
         let code = tenant.permanent_code(&self.secrets)?;
         // The row lock is held across this call: it is what keeps the other replicas waiting.
-        let fetched = self.client.get_token(corp_id, code.expose_secret()).await;
-        match fetched {
-            Ok(fetched) => {
-                let expires_at = row.now + lifetime(fetched.expires_in);
-                store_corp_token(
-                    &mut tx,
-                    &self.secrets,
-                    suite_id,
-                    corp_id,
-                    &fetched.access_token,
-                    row.now,
-                    expires_at,
-                )
-                .await?;
-                tx.commit().await?;
-                tracing::info!(%suite_id, %corp_id, %expires_at, "corp access token refreshed");
-                Ok(Token::fetched(
-                    SecretString::from(fetched.access_token),
-                    expires_at,
-                ))
-            }
-            Err(err) => self.fallback(row.token.as_ref(), row.now, "corp", err),
-        }
+        let fetched = self
+            .client
+            .get_token(corp_id, code.expose_secret())
+            .await
+            .map_err(|source| TokenError::Fetch {
+                kind: "corp",
+                source,
+            })?;
+        let expires_at = now + lifetime(fetched.expires_in);
+        store_corp_token(
+            &mut tx,
+            &self.secrets,
+            suite_id,
+            corp_id,
+            &fetched.access_token,
+            now,
+            expires_at,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(%suite_id, %corp_id, %expires_at, "corp access token refreshed");
+        Ok(Token::fetched(
+            SecretString::from(fetched.access_token),
+            expires_at,
+        ))
     }
 
     /// A JS-SDK ticket of an `active` tenant (the corp's jsapi_ticket or the app's agent_config
@@ -210,6 +270,27 @@ impl TokenService {
         if let Some(ticket) = self.fresh(row.ticket.as_ref(), row.now)? {
             return Ok(ticket);
         }
+        let fetched = self
+            .fetch_ticket(tx, suite_id, corp_id, kind, token, row.now)
+            .await;
+        let refresh = Refresh {
+            kind: RefreshKind::of_ticket(kind),
+            suite_id,
+            corp_id: Some(corp_id),
+        };
+        self.settle(&refresh, row.ticket.as_ref(), row.now, fetched)
+    }
+
+    /// The ticket from WeCom, stored; `tx` holds the ticket row's lock until it commits.
+    async fn fetch_ticket(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        suite_id: &SuiteId,
+        corp_id: &CorpId,
+        kind: TicketKind,
+        token: &Token,
+        now: DateTime<Utc>,
+    ) -> Result<Token, TokenError> {
         // The ticket row lock is held across this call: it keeps the other replicas waiting.
         let fetched = match kind {
             TicketKind::Corp => self.client.get_jsapi_ticket(token.expose()).await,
@@ -219,29 +300,28 @@ impl TokenService {
             TicketKind::Corp => "corp jsapi ticket",
             TicketKind::Agent => "agent ticket",
         };
-        match fetched {
-            Ok(fetched) => {
-                let expires_at = row.now + lifetime(fetched.expires_in);
-                store_ticket(
-                    &mut tx,
-                    &self.secrets,
-                    suite_id,
-                    corp_id,
-                    kind,
-                    &fetched.ticket,
-                    row.now,
-                    expires_at,
-                )
-                .await?;
-                tx.commit().await?;
-                tracing::info!(%suite_id, %corp_id, ticket = %kind, %expires_at, "JS-SDK ticket refreshed");
-                Ok(Token::fetched(
-                    SecretString::from(fetched.ticket),
-                    expires_at,
-                ))
-            }
-            Err(err) => self.fallback(row.ticket.as_ref(), row.now, label, err),
-        }
+        let fetched = fetched.map_err(|source| TokenError::Fetch {
+            kind: label,
+            source,
+        })?;
+        let expires_at = now + lifetime(fetched.expires_in);
+        store_ticket(
+            &mut tx,
+            &self.secrets,
+            suite_id,
+            corp_id,
+            kind,
+            &fetched.ticket,
+            now,
+            expires_at,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(%suite_id, %corp_id, ticket = %kind, %expires_at, "JS-SDK ticket refreshed");
+        Ok(Token::fetched(
+            SecretString::from(fetched.ticket),
+            expires_at,
+        ))
     }
 
     /// Drops the cached corp token if it is still `failing` (compare-and-delete, see the crate
@@ -335,32 +415,62 @@ impl TokenService {
         }
     }
 
-    /// After a failed refresh: the old token while it is still valid and the failure is
-    /// transient, the failure otherwise.
-    fn fallback(
+    /// After a refresh attempt: reports it to the observer and, when it failed, logs it with
+    /// the suite and corp and hands out the cached token while it is still valid and the
+    /// failure is transient (returns the failure otherwise).
+    fn settle(
         &self,
+        refresh: &Refresh<'_>,
         cached: Option<&CachedToken>,
         now: DateTime<Utc>,
-        kind: &'static str,
-        err: ApiError,
+        attempt: Result<Token, TokenError>,
     ) -> Result<Token, TokenError> {
+        if let Some(observer) = &self.observer {
+            observer.refreshed(refresh.kind, attempt.as_ref().map(|_| ()));
+        }
+        let err = match attempt {
+            Ok(token) => return Ok(token),
+            Err(err) => err,
+        };
+        let (suite_id, corp_id) = (refresh.suite_id, refresh.corp_id.map_or("", CorpId::as_str));
         match cached {
-            Some(cached) if err.is_retryable() && now < cached.expires_at => {
+            Some(cached)
+                if matches!(&err, TokenError::Fetch { source, .. } if source.is_retryable())
+                    && now < cached.expires_at =>
+            {
                 tracing::warn!(
-                    token = kind,
+                    %suite_id,
+                    corp_id,
+                    refresh = %refresh.kind,
                     error = %err,
                     expires_at = %cached.expires_at,
                     "token refresh failed; using the cached token until it expires"
                 );
                 Ok(self.open(cached)?)
             }
-            _ => Err(TokenError::Fetch { kind, source: err }),
+            _ => {
+                tracing::warn!(
+                    %suite_id,
+                    corp_id,
+                    refresh = %refresh.kind,
+                    error = %err,
+                    "token refresh failed"
+                );
+                Err(err)
+            }
         }
     }
 
     fn open(&self, cached: &CachedToken) -> Result<Token, StoreError> {
         Ok(Token::new(cached.open(&self.secrets)?, cached.expires_at))
     }
+}
+
+/// What a refresh attempt was for: its kind, the suite and (but for the suite token) the corp.
+struct Refresh<'a> {
+    kind: RefreshKind,
+    suite_id: &'a SuiteId,
+    corp_id: Option<&'a CorpId>,
 }
 
 /// When a cached token is due for refresh: at 90 % of its lifetime (WeCom: 7200 s, so 12 minutes

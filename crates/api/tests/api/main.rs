@@ -5,5 +5,6 @@ mod auth;
 mod credentials;
 mod directory;
 mod helpers;
+mod metrics;
 mod openapi;
 mod tenants;

@@ -35,6 +35,21 @@ pub enum ErrorClass {
     Permanent,
 }
 
+impl ErrorClass {
+    /// The class as a metric label value: `retryable`, `token_expired`, `rate_limited`,
+    /// `tenant_broken` or `permanent` (the token kind and the back-off are left out, so the label
+    /// set stays small).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retryable => "retryable",
+            Self::TokenExpired(_) => "token_expired",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::TenantBroken => "tenant_broken",
+            Self::Permanent => "permanent",
+        }
+    }
+}
+
 /// A failed WeCom API call.
 ///
 /// No variant ever carries a URL, a token or a secret: the access token travels in the query

@@ -11,6 +11,9 @@
 //!
 //! Nothing here logs a URL, a token or a secret: the access token travels in the query string, so
 //! transport errors are stripped of their URL, and secret-bearing types redact their `Debug`.
+//!
+//! A [`CallObserver`] given to [`Client::with_observer`] hears the outcome of every call the
+//! client makes (the services count them by API and [`ErrorClass`] on their `/metrics`).
 
 mod agent;
 mod contact;
@@ -20,6 +23,8 @@ mod exchange;
 mod jsapi;
 mod service;
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::RequestBuilder;
@@ -132,11 +137,26 @@ impl Default for ClientConfig {
     }
 }
 
-/// The WeCom API client. Cheap to clone: clones share one connection pool.
+/// Hears the outcome of every call a [`Client`] makes: for metrics. Called once per HTTP
+/// request, after its answer is decoded, on the caller's task (keep it cheap and non-blocking).
+pub trait CallObserver: Send + Sync + fmt::Debug {
+    /// `api` is the endpoint's path without `/cgi-bin/` (`gettoken`, `user/list_id`,
+    /// `service/v2/get_permanent_code`: one of [`paths`], so a bounded set); `outcome` is
+    /// `Ok(())` or the error the caller receives.
+    fn observe(&self, api: &'static str, outcome: Result<(), &ApiError>);
+}
+
+/// The name of an endpoint for metrics: its path without `/cgi-bin/`.
+fn api_name(path: &'static str) -> &'static str {
+    path.strip_prefix("/cgi-bin/").unwrap_or(path)
+}
+
+/// The WeCom API client. Cheap to clone: clones share one connection pool (and the observer).
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base_url: Url,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl Client {
@@ -154,7 +174,16 @@ impl Client {
         Ok(Self {
             http,
             base_url: config.base_url,
+            observer: None,
         })
+    }
+
+    /// This client, telling `observer` the outcome of every call it (and every clone made
+    /// from it afterwards) makes. Replaces any observer set before.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The base URL this client calls.
@@ -225,8 +254,13 @@ impl Client {
             auth_code: auth_code.to_owned(),
         };
         let query = [("suite_access_token", suite_token)];
-        let answer: serde_json::Value = self.post(path, &query, &body).await?;
-        exchange::decode(path, &answer)
+        // Observed once decoded: an answer that cannot be decoded is a failed call.
+        let request = self.http.post(self.url(path, &query)?).json(&body);
+        let answer = self
+            .send::<serde_json::Value>(path, request)
+            .await
+            .and_then(|answer| exchange::decode(path, &answer));
+        self.observed(path, answer)
     }
 
     /// `POST /cgi-bin/service/get_auth_info`: the corp, its agent and the visibility scope.
@@ -430,8 +464,26 @@ impl Client {
         self.execute(path, request).await
     }
 
-    /// Sends, checks the HTTP status, reads the capped body and decodes the envelope.
+    /// Sends and decodes (see [`Self::send`]), and tells the observer.
     async fn execute<T: DeserializeOwned>(
+        &self,
+        path: &'static str,
+        request: RequestBuilder,
+    ) -> Result<T, ApiError> {
+        let result = self.send(path, request).await;
+        self.observed(path, result)
+    }
+
+    /// Tells the observer, if any, how the call to `path` ended.
+    fn observed<T>(&self, path: &'static str, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        if let Some(observer) = &self.observer {
+            observer.observe(api_name(path), result.as_ref().map(|_| ()));
+        }
+        result
+    }
+
+    /// Sends, checks the HTTP status, reads the capped body and decodes the envelope.
+    async fn send<T: DeserializeOwned>(
         &self,
         path: &'static str,
         request: RequestBuilder,
