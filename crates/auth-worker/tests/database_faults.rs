@@ -19,10 +19,10 @@ async fn a_cancel_auth_hitting_a_statement_timeout_is_retried_and_revokes() {
 
     // Every new session of the test database gets a short statement timeout; the worker started
     // now has only such sessions.
-    sqlx::query(&format!(
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "alter database {} set statement_timeout = '1s'",
         h.db.name()
-    ))
+    )))
     .execute(h.pool())
     .await
     .unwrap();

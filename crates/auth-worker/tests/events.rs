@@ -432,7 +432,7 @@ async fn cancel_auth_revokes_the_tenant_and_deletes_its_secret_and_tokens() {
 }
 
 async fn count(h: &Harness, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("select count(*) from {table}"))
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
         .fetch_one(h.pool())
         .await
         .unwrap()

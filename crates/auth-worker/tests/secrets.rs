@@ -48,11 +48,12 @@ async fn every_row(h: &Harness) -> String {
     assert!(tables.iter().any(|t| t == "tenants"), "{tables:?}");
     let mut all = String::new();
     for table in tables {
-        let rows: Vec<String> =
-            sqlx::query_scalar(&format!("select row_to_json(t)::text from \"{table}\" t"))
-                .fetch_all(h.pool())
-                .await
-                .unwrap();
+        let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select row_to_json(t)::text from \"{table}\" t"
+        )))
+        .fetch_all(h.pool())
+        .await
+        .unwrap();
         for row in rows {
             all.push_str(&row);
             all.push('\n');

@@ -15,7 +15,7 @@ use rand::rand_core::UnwrapErr;
 use rand::rngs::SysRng;
 use rand::{Rng as _, RngExt as _};
 use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 use subtle::ConstantTimeEq as _;
 
 use crate::error::StoreError;
@@ -273,6 +273,8 @@ impl TryFrom<Row> for ApiKeyRecord {
     }
 }
 
+// Spliced into queries with `format!`, hence `AssertSqlSafe` there: the SQL text is built
+// from constants only; every value is a bind parameter.
 const COLUMNS: &str =
     "id, name, secret_sha256, scopes, suites, rate_limit, created_at, revoked_at, last_used_at";
 
@@ -303,11 +305,11 @@ pub async fn create_api_key(
     let mut scopes: Vec<&str> = new.scopes.iter().map(|s| s.as_str()).collect();
     scopes.sort_unstable();
     scopes.dedup();
-    let row: Row = sqlx::query_as(&format!(
+    let row: Row = sqlx::query_as(AssertSqlSafe(format!(
         "insert into api_keys (id, name, secret_sha256, scopes, suites, rate_limit)
          values ($1, $2, $3, $4, $5, $6)
          returning {COLUMNS}"
-    ))
+    )))
     .bind(&generated.id)
     .bind(new.name.trim())
     .bind(generated.secret_sha256.as_slice())
@@ -321,9 +323,9 @@ pub async fn create_api_key(
 
 /// Every key, newest first (revoked ones included).
 pub async fn list_api_keys(conn: &mut PgConnection) -> Result<Vec<ApiKeyRecord>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from api_keys order by created_at desc, id"
-    ))
+    )))
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(ApiKeyRecord::try_from).collect()
@@ -334,10 +336,12 @@ pub async fn api_key(
     conn: &mut PgConnection,
     id: &str,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!("select {COLUMNS} from api_keys where id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from api_keys where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.map(ApiKeyRecord::try_from).transpose()
 }
 
@@ -347,10 +351,10 @@ pub async fn revoke_api_key(
     conn: &mut PgConnection,
     id: &str,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "update api_keys set revoked_at = coalesce(revoked_at, now()) where id = $1
          returning {COLUMNS}"
-    ))
+    )))
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?;

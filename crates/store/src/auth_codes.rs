@@ -20,7 +20,7 @@ use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::SecretString;
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -258,6 +258,8 @@ pub enum Claim {
     NotFound,
 }
 
+// Spliced into queries with `format!`, hence `AssertSqlSafe` there: the SQL text is built
+// from constants only; every value is a bind parameter.
 const COLUMNS: &str = "code_sha256, suite_id, kind, state, corp_id, wecom_time, received_at,
     expires_at, attempts, last_attempt_at, last_error, failure_reason, exchanged_at, failed_at,
     claim_id, claimed_until, superseded_failure";
@@ -324,13 +326,13 @@ pub async fn record_auth_code(
     let hash = AuthCodeHash::of(code.code);
     let issued = wecom_time(code.wecom_time)?;
     let sealed = secrets.seal(&SecretContext::auth_code(&hash.to_hex()), code.code)?;
-    let inserted: Option<Row> = sqlx::query_as(&format!(
+    let inserted: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "insert into auth_codes (code_sha256, suite_id, kind, state, code_ciphertext, code_nonce,
                                  code_key_id, wecom_time, received_at, expires_at)
          values ($1, $2, $3, 'received', $4, $5, $6, $7, $8, $9)
          on conflict (code_sha256) do nothing
          returning {COLUMNS}"
-    ))
+    )))
     .bind(hash.as_bytes().as_slice())
     .bind(code.suite_id)
     .bind(code.kind.as_str())
@@ -359,9 +361,9 @@ pub async fn auth_code(
     conn: &mut PgConnection,
     hash: &AuthCodeHash,
 ) -> Result<Option<AuthCodeRecord>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from auth_codes where code_sha256 = $1"
-    ))
+    )))
     .bind(hash.as_bytes().as_slice())
     .fetch_optional(&mut *conn)
     .await?;
@@ -374,10 +376,10 @@ pub async fn list_auth_codes(
     state: Option<AuthCodeState>,
     limit: i64,
 ) -> Result<Vec<AuthCodeRecord>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from auth_codes where $1::text is null or state = $1
          order by received_at desc limit $2"
-    ))
+    )))
     .bind(state.map(AuthCodeState::as_str))
     .bind(limit)
     .fetch_all(&mut *conn)
@@ -491,14 +493,14 @@ async fn expire_unclaimed(
     conn: &mut PgConnection,
     hash: &AuthCodeHash,
 ) -> Result<Option<AuthCodeRecord>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "update auth_codes set state = 'failed', failure_reason = $2,
              failed_at = clock_timestamp(), claimed_until = null,
              code_ciphertext = null, code_nonce = null, code_key_id = null, updated_at = now()
          where code_sha256 = $1 and state = 'received' and expires_at <= clock_timestamp()
            and (claimed_until is null or claimed_until <= clock_timestamp())
          returning {COLUMNS}"
-    ))
+    )))
     .bind(hash.as_bytes().as_slice())
     .bind(EXPIRED_REASON)
     .fetch_optional(&mut *conn)
@@ -530,9 +532,9 @@ pub async fn lock_auth_code(
     conn: &mut PgConnection,
     hash: &AuthCodeHash,
 ) -> Result<Option<AuthCodeRecord>, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from auth_codes where code_sha256 = $1 for update"
-    ))
+    )))
     .bind(hash.as_bytes().as_slice())
     .fetch_optional(&mut *conn)
     .await?;
@@ -552,7 +554,7 @@ pub async fn mark_auth_code_exchanged(
     corp_id: &CorpId,
     claim_id: Uuid,
 ) -> Result<AuthCodeRecord, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "update auth_codes set state = 'exchanged', corp_id = $2, claim_id = $3,
              claimed_until = null, exchanged_at = clock_timestamp(),
              superseded_failure = case when state = 'failed' then failure_reason end,
@@ -560,7 +562,7 @@ pub async fn mark_auth_code_exchanged(
              code_ciphertext = null, code_nonce = null, code_key_id = null, updated_at = now()
          where code_sha256 = $1 and state <> 'exchanged'
          returning {COLUMNS}"
-    ))
+    )))
     .bind(hash.as_bytes().as_slice())
     .bind(corp_id)
     .bind(claim_id)
@@ -576,13 +578,13 @@ pub async fn mark_auth_code_failed(
     hash: &AuthCodeHash,
     reason: &str,
 ) -> Result<AuthCodeRecord, StoreError> {
-    let row: Option<Row> = sqlx::query_as(&format!(
+    let row: Option<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "update auth_codes set state = 'failed', failure_reason = $2,
              failed_at = clock_timestamp(), claimed_until = null,
              code_ciphertext = null, code_nonce = null, code_key_id = null, updated_at = now()
          where code_sha256 = $1 and state = 'received'
          returning {COLUMNS}"
-    ))
+    )))
     .bind(hash.as_bytes().as_slice())
     .bind(reason)
     .fetch_optional(&mut *conn)
@@ -620,14 +622,14 @@ pub async fn record_auth_code_error(
 pub async fn fail_expired_auth_codes(
     conn: &mut PgConnection,
 ) -> Result<Vec<AuthCodeRecord>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(format!(
         "update auth_codes set state = 'failed', failure_reason = $1,
              failed_at = clock_timestamp(),
              code_ciphertext = null, code_nonce = null, code_key_id = null, updated_at = now()
          where state = 'received' and expires_at <= clock_timestamp()
            and (claimed_until is null or claimed_until <= clock_timestamp())
          returning {COLUMNS}"
-    ))
+    )))
     .bind(EXPIRED_REASON)
     .fetch_all(&mut *conn)
     .await?;

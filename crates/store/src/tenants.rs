@@ -12,7 +12,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::error::StoreError;
 use crate::ids::{CorpId, SuiteId};
@@ -159,6 +159,8 @@ pub struct AuthInfoUpdate<'a> {
     pub auth_info: &'a Value,
 }
 
+// Spliced into queries with `format!`, hence `AssertSqlSafe` there: the SQL text is built
+// from constants only; every value is a bind parameter.
 const COLUMNS: &str = "id, suite_id, corp_id, corp_name, agent_id, status, auth_info, state,
     permanent_code_key_id, permanent_code_updated_at, last_event_time, created_at, updated_at,
     activated_at, revoked_at";
@@ -212,9 +214,9 @@ pub async fn tenant(
     suite_id: &SuiteId,
     corp_id: &CorpId,
 ) -> Result<Option<Tenant>, StoreError> {
-    let row: Option<TenantRow> = sqlx::query_as(&format!(
+    let row: Option<TenantRow> = sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from tenants where suite_id = $1 and corp_id = $2"
-    ))
+    )))
     .bind(suite_id)
     .bind(corp_id)
     .fetch_optional(&mut *conn)
@@ -227,10 +229,10 @@ pub async fn list_tenants(
     conn: &mut PgConnection,
     status: Option<TenantStatus>,
 ) -> Result<Vec<Tenant>, StoreError> {
-    let rows: Vec<TenantRow> = sqlx::query_as(&format!(
+    let rows: Vec<TenantRow> = sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from tenants where $1::text is null or status = $1
          order by suite_id, corp_id"
-    ))
+    )))
     .bind(status.map(TenantStatus::as_str))
     .fetch_all(&mut *conn)
     .await?;
@@ -265,14 +267,14 @@ pub async fn tenants_page(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Tenant>, StoreError> {
-    let rows: Vec<TenantRow> = sqlx::query_as(&format!(
+    let rows: Vec<TenantRow> = sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from tenants
          where ($1::text[] is null or suite_id = any($1))
            and ($2::text is null or status = $2)
            and ($3::bigint is null or id > $3)
          order by id
          limit $4"
-    ))
+    )))
     .bind(suites)
     .bind(status.map(TenantStatus::as_str))
     .bind(after)
@@ -301,7 +303,7 @@ pub async fn activate_tenant(
         activation.permanent_code,
     )?;
     let auth_info = activation.auth_info.map(sanitized_auth_info);
-    let row: Option<TenantRow> = sqlx::query_as(&format!(
+    let row: Option<TenantRow> = sqlx::query_as(AssertSqlSafe(format!(
         "with upserted as (
              insert into tenants as t (suite_id, corp_id, corp_name, agent_id, status,
                  permanent_code_ciphertext, permanent_code_nonce, permanent_code_key_id,
@@ -333,7 +335,7 @@ pub async fn activate_tenant(
              where c.suite_id = u.suite_id and c.corp_id = u.corp_id
          )
          select * from upserted"
-    ))
+    )))
     .bind(activation.suite_id)
     .bind(activation.corp_id)
     .bind(activation.corp_name)
@@ -369,7 +371,7 @@ pub async fn rotate_permanent_code(
 ) -> Result<Transition, StoreError> {
     let event_time = wecom_time(event_time)?;
     let sealed = seal_code(secrets, suite_id, corp_id, permanent_code)?;
-    let row: Option<TenantRow> = sqlx::query_as(&format!(
+    let row: Option<TenantRow> = sqlx::query_as(AssertSqlSafe(format!(
         "with rotated as (
              update tenants set
                  permanent_code_ciphertext = $3, permanent_code_nonce = $4,
@@ -383,7 +385,7 @@ pub async fn rotate_permanent_code(
              where c.suite_id = r.suite_id and c.corp_id = r.corp_id
          )
          select * from rotated"
-    ))
+    )))
     .bind(suite_id)
     .bind(corp_id)
     .bind(&sealed.ciphertext)
@@ -422,12 +424,12 @@ pub async fn set_tenant_status(
         ));
     }
     let event_time = wecom_time(event_time)?;
-    let row: Option<TenantRow> = sqlx::query_as(&format!(
+    let row: Option<TenantRow> = sqlx::query_as(AssertSqlSafe(format!(
         "update tenants set status = $3, last_event_time = $4, updated_at = now()
          where suite_id = $1 and corp_id = $2 and status in ('active', 'suspended')
            and status <> $3 and (last_event_time is null or last_event_time <= $4)
          returning {COLUMNS}"
-    ))
+    )))
     .bind(suite_id)
     .bind(corp_id)
     .bind(status.as_str())
@@ -456,12 +458,12 @@ pub async fn update_auth_info(
     conn: &mut PgConnection,
     update: &AuthInfoUpdate<'_>,
 ) -> Result<Tenant, StoreError> {
-    let row: Option<TenantRow> = sqlx::query_as(&format!(
+    let row: Option<TenantRow> = sqlx::query_as(AssertSqlSafe(format!(
         "update tenants set auth_info = $3, corp_name = coalesce($4, corp_name),
              agent_id = coalesce($5, agent_id), updated_at = now()
          where suite_id = $1 and corp_id = $2 and status <> 'revoked'
          returning {COLUMNS}"
-    ))
+    )))
     .bind(update.suite_id)
     .bind(update.corp_id)
     .bind(sanitized_auth_info(update.auth_info))
@@ -486,7 +488,7 @@ pub async fn revoke_tenant(
     event_time: i64,
 ) -> Result<Transition, StoreError> {
     let event_time = wecom_time(event_time)?;
-    let row: Option<TenantRow> = sqlx::query_as(&format!(
+    let row: Option<TenantRow> = sqlx::query_as(AssertSqlSafe(format!(
         "with revoked as (
              insert into tenants as t (suite_id, corp_id, status, revoked_at, last_event_time)
              values ($1, $2, 'revoked', now(), $3)
@@ -508,7 +510,7 @@ pub async fn revoke_tenant(
              where j.suite_id = r.suite_id and j.corp_id = r.corp_id
          )
          select * from revoked"
-    ))
+    )))
     .bind(suite_id)
     .bind(corp_id)
     .bind(event_time)
@@ -673,11 +675,12 @@ fn strip_secret_keys(value: &mut Value) -> usize {
 
 /// The tenant with this surrogate id.
 pub async fn tenant_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<Tenant>, StoreError> {
-    let row: Option<TenantRow> =
-        sqlx::query_as(&format!("select {COLUMNS} from tenants where id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let row: Option<TenantRow> = sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from tenants where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     row.map(Tenant::try_from).transpose()
 }
 

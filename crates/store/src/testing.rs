@@ -12,7 +12,7 @@
 use std::str::FromStr as _;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions as _, Connection as _, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, Connection as _, PgConnection, PgPool};
 
 use crate::schema::{SchemaError, migrate};
 
@@ -42,7 +42,8 @@ impl TestDatabase {
         let admin = PgConnectOptions::from_str(admin_url)?.disable_statement_logging();
         let name = format!("daikai_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect_with(&admin).await?;
-        sqlx::query(&format!("create database {name}"))
+        // `name` is ours (a prefix and a UUID), not input: identifiers cannot be bound.
+        sqlx::query(AssertSqlSafe(format!("create database {name}")))
             .execute(&mut conn)
             .await?;
         conn.close().await?;
@@ -95,10 +96,10 @@ impl TestDatabase {
     pub async fn drop_database(self) -> Result<(), sqlx::Error> {
         self.pool.close().await;
         let mut conn = PgConnection::connect_with(&self.admin).await?;
-        sqlx::query(&format!(
+        sqlx::query(AssertSqlSafe(format!(
             "drop database if exists {} with (force)",
             self.name
-        ))
+        )))
         .execute(&mut conn)
         .await?;
         conn.close().await

@@ -97,9 +97,9 @@ async fn occurrences(
     } else {
         format!("position($1 in \"{column}\"::text) > 0")
     };
-    sqlx::query_scalar(&format!(
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "select count(*) from \"{table}\" where {condition}"
-    ))
+    )))
     .bind(needle)
     .fetch_one(pool)
     .await

@@ -21,7 +21,7 @@ pub mod users;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 
 use crate::error::StoreError;
 
@@ -146,10 +146,12 @@ pub async fn sweep_unseen(
 pub async fn purge_tenant(conn: &mut PgConnection, tenant_id: i64) -> Result<u64, StoreError> {
     let mut removed = 0;
     for table in ["directory_tags", "directory_users", "directory_departments"] {
-        let done = sqlx::query(&format!("delete from {table} where tenant_id = $1"))
-            .bind(tenant_id)
-            .execute(&mut *conn)
-            .await?;
+        let done = sqlx::query(AssertSqlSafe(format!(
+            "delete from {table} where tenant_id = $1"
+        )))
+        .bind(tenant_id)
+        .execute(&mut *conn)
+        .await?;
         removed += done.rows_affected();
     }
     Ok(removed)
@@ -186,6 +188,7 @@ async fn tombstone<K>(
 where
     K: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
 {
+    // `table` and `key_column` are constants from `Entity` (hence `AssertSqlSafe` below).
     let (table, key_column) = entity.table_and_key();
     let statement = format!(
         "with old as (
@@ -205,7 +208,7 @@ where
          )
          select coalesce((select live from old), false) from written"
     );
-    Ok(sqlx::query_scalar(&statement)
+    Ok(sqlx::query_scalar(AssertSqlSafe(statement))
         .bind(observation.tenant_id)
         .bind(key)
         .bind(observation.observed_at)

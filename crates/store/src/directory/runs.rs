@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -68,6 +68,8 @@ pub struct SyncRun {
     pub error: Option<String>,
 }
 
+// Spliced into queries with `format!`, hence `AssertSqlSafe` there: the SQL text is built
+// from constants only; every value is a bind parameter.
 const COLUMNS: &str =
     "id, tenant_id, reason, trigger_id, status, phase, checkpoint, owner, lease_until,
     rerun_requested, started_at, heartbeat_at, finished_at, api_calls, pages, rate_limit_waits,
@@ -102,9 +104,9 @@ pub async fn start(
     let lease_secs = lease.as_secs_f64();
     loop {
         let mut tx: Transaction<'_, Postgres> = sqlx::Connection::begin(&mut *conn).await?;
-        let running: Option<SyncRun> = sqlx::query_as(&format!(
+        let running: Option<SyncRun> = sqlx::query_as(AssertSqlSafe(format!(
             "select {COLUMNS} from sync_runs where tenant_id = $1 and status = 'running' for update"
-        ))
+        )))
         .bind(tenant_id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -148,13 +150,13 @@ async fn insert(
     owner: &str,
     lease_secs: f64,
 ) -> Result<SyncRun, StoreError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "insert into sync_runs (tenant_id, reason, trigger_id, owner, lease_until, started_at,
                                 heartbeat_at)
          values ($1, $2, $5, $3, clock_timestamp() + make_interval(secs => $4),
                  clock_timestamp(), clock_timestamp())
          returning {COLUMNS}"
-    ))
+    )))
     .bind(tenant_id)
     .bind(reason)
     .bind(owner)
@@ -170,11 +172,11 @@ async fn take_over(
     owner: &str,
     lease_secs: f64,
 ) -> Result<SyncRun, StoreError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "update sync_runs set owner = $2, lease_until = clock_timestamp() + make_interval(secs => $3),
              heartbeat_at = clock_timestamp(), takeovers = takeovers + 1
          where id = $1 returning {COLUMNS}"
-    ))
+    )))
     .bind(run_id)
     .bind(owner)
     .bind(lease_secs)
@@ -186,9 +188,9 @@ async fn request_rerun(
     tx: &mut Transaction<'_, Postgres>,
     run_id: i64,
 ) -> Result<SyncRun, StoreError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "update sync_runs set rerun_requested = true where id = $1 returning {COLUMNS}"
-    ))
+    )))
     .bind(run_id)
     .fetch_one(&mut **tx)
     .await?)
@@ -362,12 +364,12 @@ pub async fn cancel(
 
 /// One run by id.
 pub async fn run(conn: &mut PgConnection, run_id: i64) -> Result<Option<SyncRun>, StoreError> {
-    Ok(
-        sqlx::query_as(&format!("select {COLUMNS} from sync_runs where id = $1"))
-            .bind(run_id)
-            .fetch_optional(conn)
-            .await?,
-    )
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "select {COLUMNS} from sync_runs where id = $1"
+    )))
+    .bind(run_id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 /// The tenant's latest runs, newest first.
@@ -376,9 +378,9 @@ pub async fn recent_runs(
     tenant_id: i64,
     limit: i64,
 ) -> Result<Vec<SyncRun>, StoreError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from sync_runs where tenant_id = $1 order by id desc limit $2"
-    ))
+    )))
     .bind(tenant_id)
     .bind(limit)
     .fetch_all(conn)
@@ -387,9 +389,9 @@ pub async fn recent_runs(
 
 /// Every running run, oldest first (status pages, `daikai sync status`).
 pub async fn running_runs(conn: &mut PgConnection) -> Result<Vec<SyncRun>, StoreError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from sync_runs where status = 'running' order by started_at"
-    ))
+    )))
     .fetch_all(conn)
     .await?)
 }
@@ -397,10 +399,10 @@ pub async fn running_runs(conn: &mut PgConnection) -> Result<Vec<SyncRun>, Store
 /// Tenants whose running run lost its owner (lease lapsed): their trigger message should have
 /// been redelivered to another replica; the periodic tick resumes them if it was not.
 pub async fn lapsed_runs(conn: &mut PgConnection) -> Result<Vec<SyncRun>, StoreError> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
         "select {COLUMNS} from sync_runs
          where status = 'running' and lease_until < clock_timestamp() order by started_at"
-    ))
+    )))
     .fetch_all(conn)
     .await?)
 }

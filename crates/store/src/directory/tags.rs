@@ -1,7 +1,7 @@
 //! Tags (`directory_tags`) with their members and departments.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 use wecom::ids::{DepartmentId, TagId, UserId};
 
 use super::{Entity, Observation, Written, content_hash, tombstone, written};
@@ -127,9 +127,9 @@ async fn replace_members(
         }
     }
     for table in ["directory_tag_users", "directory_tag_departments"] {
-        sqlx::query(&format!(
+        sqlx::query(AssertSqlSafe(format!(
             "delete from {table} where tenant_id = $1 and tag_id = any($2::bigint[])"
-        ))
+        )))
         .bind(tenant_id)
         .bind(tag_ids)
         .execute(&mut *conn)

@@ -1,6 +1,6 @@
 //! Members (`directory_users`) and their departments (`directory_user_departments`).
 
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 use wecom::api::{ExtAttr, User};
 use wecom::ids::{DepartmentId, UserId};
 
@@ -417,7 +417,8 @@ async fn read_where(
         "{USER_SELECT} where {} order by u.user_id{limit_clause}",
         conditions.join(" and ")
     );
-    let mut query = sqlx::query_as::<_, UserRow>(&sql).bind(tenant_id);
+    // Only constant text and `$n` placeholders went into `sql`; the values are bound.
+    let mut query = sqlx::query_as::<_, UserRow>(AssertSqlSafe(sql)).bind(tenant_id);
     if let Some(user) = filter.user {
         query = query.bind(user);
     }
