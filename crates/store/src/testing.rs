@@ -94,7 +94,9 @@ impl TestDatabase {
 
     /// Closes the pool and drops the database (forcing out other sessions).
     pub async fn drop_database(self) -> Result<(), sqlx::Error> {
-        self.pool.close().await;
+        // sqlx 0.9's close waits for every checked-out connection: a test still holding one
+        // would wait forever. `drop … with (force)` below ends any session left anyway.
+        drop(tokio::time::timeout(std::time::Duration::from_secs(2), self.pool.close()).await);
         let mut conn = PgConnection::connect_with(&self.admin).await?;
         sqlx::query(AssertSqlSafe(format!(
             "drop database if exists {} with (force)",
