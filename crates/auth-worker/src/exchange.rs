@@ -55,6 +55,8 @@ use crate::wecom_calls::{self, ExchangeAnswer};
 const STORE_PATIENCE: Duration = Duration::from_secs(300);
 /// Longest pause between two attempts at storing it.
 const STORE_MAX_PAUSE: Duration = Duration::from_secs(5);
+/// A claim younger than this is most likely held by a live exchange, finishing within a second.
+const YOUNG_CLAIM: Duration = Duration::from_secs(10);
 
 /// A create_auth: exchange the code and activate the tenant.
 pub(crate) async fn create_auth(
@@ -153,13 +155,24 @@ pub(crate) async fn run(
     match claim {
         Claim::Ready(claimed) => fresh = ctx.exchange_claimed(claimed).await?,
         Claim::Busy { until } => {
-            // The claimant is usually done within a second; if it died, its claim lapses at
-            // `until`. Come back by then, without spending an attempt: a dead claimant must
-            // not make this delivery run out of attempts before its claim lapses.
+            // Wait without spending an attempt: a claimant that died must not make this
+            // delivery run out of attempts before its claim lapses at `until`. A young claim's
+            // holder is usually done within a second: look again soon. An older one may have
+            // died: come back when the claim lapses.
             let lapses_in = (until - Utc::now()).to_std().unwrap_or_default();
+            let claimed_for = h
+                .claim_lease
+                .to_std()
+                .unwrap_or_default()
+                .saturating_sub(lapses_in);
+            let wait = if claimed_for < YOUNG_CLAIM {
+                lapses_in.min(Duration::from_secs(1))
+            } else {
+                lapses_in
+            };
             return Err(HandlerError::waiting(
                 format!("AuthCode {hash} is claimed by another exchange until {until}"),
-                lapses_in,
+                wait,
             )
             .into());
         }
