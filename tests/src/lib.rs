@@ -348,7 +348,8 @@ pub fn suites() -> Suites {
     .unwrap()
 }
 
-fn suite_vars() -> impl Iterator<Item = (&'static str, String)> {
+/// The suite's variables, as the services and wecom-sim read them.
+pub(crate) fn suite_vars() -> impl Iterator<Item = (&'static str, String)> {
     [
         ("WECOM_SUITE_ID", SUITE_ID),
         ("WECOM_SUITE_SECRET", SUITE_SECRET),

@@ -81,15 +81,8 @@ async fn postgres_restarted_under_the_running_processes_loses_nothing() {
         .await;
 
     for corp in [corp, late] {
-        // Until the API's pool has reconnected it may answer 503: only an active tenant ends it.
-        system::wait_long(&format!("{corp} is active"), LIMIT, || async {
-            let (status, tenant) = system
-                .api
-                .request(Method::GET, &format!("/v1/tenants/{SUITE_ID}/{corp}"))
-                .await;
-            status.is_success() && tenant["status"] == "active"
-        })
-        .await;
+        // Until the API's pool has reconnected it may answer 503: not yet.
+        system.wait_status(corp, "active", LIMIT).await;
         system::wait_converged(&system, corp, LIMIT).await;
     }
     let codes = system.sim.stats().await["auth_codes"].clone();

@@ -17,30 +17,11 @@ use serde_json::json;
 
 const LIMIT: Duration = Duration::from_mins(3);
 
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
 /// Creates a corp and authorizes the app (create_auth pushed through the ingress).
 async fn authorize(system: &System, corp_id: &str, users: u32, seed: u32) {
     let spec = json!({"corp_id": corp_id, "users": users, "seed": seed});
     system.sim.create_corp(&spec).await;
     system.sim.corp_step(corp_id, "authorize", None).await;
-}
-
-/// Waits until the API shows `corp_id` with `status`.
-async fn wait_status(system: &System, corp_id: &str, status: &str) {
-    system::wait_long(&format!("{corp_id} is {status}"), LIMIT, || async {
-        system
-            .api
-            .tenant(SUITE_ID, corp_id)
-            .await
-            .is_some_and(|t| t["status"] == status)
-    })
-    .await;
 }
 
 /// Every AuthCode WeCom issued was exchanged exactly once: none lost (all consumed), none sent
@@ -133,7 +114,7 @@ async fn replicas_killed_mid_stream_and_mid_full_sync_lose_nothing() {
 
     system.sim.set_faults(&json!({})).await;
     for corp in small.iter().chain([&big.to_owned()]) {
-        wait_status(&system, corp, "active").await;
+        system.wait_status(corp, "active", LIMIT).await;
         system::wait_converged(&system, corp, LIMIT).await;
     }
     // The run was resumed from its checkpoint, not restarted: far fewer than two full passes.
@@ -157,7 +138,7 @@ async fn a_broker_outage_delays_callbacks_and_loses_none() {
     system.sim.push_ticket(SUITE_ID).await;
     let corp = "wwbrokeroutage01";
     authorize(&system, corp, 500, 31).await;
-    wait_status(&system, corp, "active").await;
+    system.wait_status(corp, "active", LIMIT).await;
     system::wait_converged(&system, corp, LIMIT).await;
 
     // 20 s without the broker: the ingress answers 503, WeCom keeps retrying.
@@ -205,7 +186,7 @@ async fn a_broker_outage_delays_callbacks_and_loses_none() {
         "the ingress answered 503 during the outage"
     );
     assert_eq!(changes.total, 60);
-    wait_status(&system, late, "active").await;
+    system.wait_status(late, "active", LIMIT).await;
     system::wait_converged(&system, corp, LIMIT).await;
     system::wait_converged(&system, late, LIMIT).await;
     // Every process reconnected by itself.
@@ -253,7 +234,7 @@ async fn database_connections_killed_and_the_database_away_lose_nothing() {
 
     system.sim.wait_deliveries_settled().await;
     for corp in [corp, late] {
-        wait_status(&system, corp, "active").await;
+        system.wait_status(corp, "active", LIMIT).await;
         system::wait_converged(&system, corp, LIMIT).await;
     }
     system.assert_all_running();
@@ -265,7 +246,7 @@ async fn database_connections_killed_and_the_database_away_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wecom_failing_throttling_and_slow_during_a_full_sync() {
     let system = System::start(Options {
-        sync_env: env(&[("SYNC_RATE_LIMIT_HOLD_SECS", "2")]),
+        sync_env: system::vars(&[("SYNC_RATE_LIMIT_HOLD_SECS", "2")]),
         ..Options::default()
     })
     .await;
@@ -284,7 +265,7 @@ async fn wecom_failing_throttling_and_slow_during_a_full_sync() {
         .await;
     let corp = "wwwecomfaults001";
     authorize(&system, corp, 4_000, 51).await;
-    wait_status(&system, corp, "active").await;
+    system.wait_status(corp, "active", LIMIT).await;
     mutations::apply(&system.sim, corp, 50, 15, Pace::Delivered).await;
     system::wait_converged(&system, corp, LIMIT).await;
     let errcodes = system.sim.stats().await["errcodes"].clone();
@@ -305,7 +286,7 @@ async fn wecom_failing_throttling_and_slow_during_a_full_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_callback_three_times_in_random_order() {
     let system = System::start(Options {
-        sim_env: env(&[
+        sim_env: system::vars(&[
             ("SIM_DUPLICATE_RATE", "1"),
             ("SIM_DUPLICATE_COPIES", "2"),
             ("SIM_SHUFFLE", "true"),
@@ -326,7 +307,7 @@ async fn every_callback_three_times_in_random_order() {
             .await;
     }
     for corp in corps {
-        wait_status(&system, corp, "active").await;
+        system.wait_status(corp, "active", LIMIT).await;
     }
     for (i, corp) in corps.iter().enumerate() {
         mutations::apply(&system.sim, corp, 100, 20 + i as u64, Pace::Queued).await;
@@ -369,7 +350,7 @@ async fn an_exchange_interrupted_at_each_step_never_exchanges_a_code_twice() {
     let mut system = System::start(Options {
         auth_workers: 1,
         contact_syncs: 0,
-        auth_env: env(&[("AUTH_WORKER_CLAIM_LEASE_SECS", "15")]),
+        auth_env: system::vars(&[("AUTH_WORKER_CLAIM_LEASE_SECS", "15")]),
         ..Options::default()
     })
     .await;
@@ -379,7 +360,9 @@ async fn an_exchange_interrupted_at_each_step_never_exchanges_a_code_twice() {
     system.auth_workers.remove(0).kill().await;
     authorize(&system, "wwinterrupted001", 20, 71).await;
     system.start_auth_worker().await;
-    wait_status(&system, "wwinterrupted001", "active").await;
+    system
+        .wait_status("wwinterrupted001", "active", LIMIT)
+        .await;
 
     // During the call: killed while WeCom is answering. WeCom has the request and acts on it
     // (the simulator, like WeCom, finishes a call whose caller went away), so the permanent
@@ -406,7 +389,9 @@ async fn an_exchange_interrupted_at_each_step_never_exchanges_a_code_twice() {
         .sim
         .corp_step("wwinterrupted002", "reset-secret", None)
         .await;
-    wait_status(&system, "wwinterrupted002", "active").await;
+    system
+        .wait_status("wwinterrupted002", "active", LIMIT)
+        .await;
 
     // After the call: WeCom answered, the worker dies fetching the auth info. The permanent
     // code was committed first; the next replica completes the tenant without a second exchange.
@@ -421,7 +406,9 @@ async fn an_exchange_interrupted_at_each_step_never_exchanges_a_code_twice() {
     system.auth_workers.remove(0).kill().await;
     system.sim.set_faults(&json!({})).await;
     system.start_auth_worker().await;
-    wait_status(&system, "wwinterrupted003", "active").await;
+    system
+        .wait_status("wwinterrupted003", "active", LIMIT)
+        .await;
     system::wait_long("the auth info is completed", LIMIT, || async {
         system
             .api

@@ -11,7 +11,7 @@ use daikai_tests::SUITE_ID;
 use daikai_tests::system::mutations::{self, Pace};
 use daikai_tests::system::{self, Options, System};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const CORP: &str = "wwlifecycle00001";
 /// A full sync of 10,000 members by debug binaries on a loaded 2-core machine.
@@ -29,7 +29,9 @@ async fn a_tenant_lives_its_whole_life_through_the_real_processes() {
         .sim
         .corp_step(CORP, "authorize", Some(&json!({"state": "e2e"})))
         .await;
-    let tenant = wait_status(&system, "active").await;
+    let tenant = system
+        .wait_status(CORP, "active", Duration::from_mins(1))
+        .await;
     let agent_id = tenant["agent_id"].as_i64().expect("an agent id");
     let directory = system::wait_converged(&system, CORP, SYNC_LIMIT).await;
     assert_eq!(system::member_count(&directory), 10_000);
@@ -77,14 +79,20 @@ async fn a_tenant_lives_its_whole_life_through_the_real_processes() {
 
     // Disabled, then enabled again.
     system.sim.corp_step(CORP, "disable", None).await;
-    wait_status(&system, "suspended").await;
+    system
+        .wait_status(CORP, "suspended", Duration::from_mins(1))
+        .await;
     system.sim.corp_step(CORP, "enable", None).await;
-    wait_status(&system, "active").await;
+    system
+        .wait_status(CORP, "active", Duration::from_mins(1))
+        .await;
     system::wait_converged(&system, CORP, SYNC_LIMIT).await;
 
     // The corp removes the app: secret, tokens and directory purged; the API refuses it.
     system.sim.corp_step(CORP, "cancel", None).await;
-    wait_status(&system, "revoked").await;
+    system
+        .wait_status(CORP, "revoked", Duration::from_mins(1))
+        .await;
     let (status, _) = system
         .api
         .request(
@@ -112,22 +120,6 @@ async fn a_tenant_lives_its_whole_life_through_the_real_processes() {
     let (_, dead) = system.queue_depth(bus::WorkQueue::Contacts).await;
     assert_eq!(dead, 0, "nothing dead-lettered on the contacts queue");
     system.close().await;
-}
-
-/// Waits until the API shows the tenant with `status`; returns it.
-async fn wait_status(system: &System, status: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
-    loop {
-        let found = system.api.tenant(SUITE_ID, CORP).await.unwrap_or_default();
-        if found["status"] == status {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the tenant is not {status}: {found}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// The app's permanent codes as WeCom holds them (the simulator's view of the corp).

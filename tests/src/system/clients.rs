@@ -133,7 +133,7 @@ impl SimClient {
 }
 
 /// Panics unless every delivery report in `answer["deliveries"]` says delivered.
-fn assert_delivered(answer: &Value) {
+pub(super) fn assert_delivered(answer: &Value) {
     if let Some(reports) = answer["deliveries"].as_array() {
         for report in reports {
             assert_eq!(

@@ -20,6 +20,7 @@ use bus::testkit::FaultProxy;
 use bus::{Topology, WorkQueue};
 use lapin::options::QueueDeclareOptions;
 use lapin::{Channel, Connection};
+use serde_json::Value;
 use sqlx::PgPool;
 use store::testing::TestDatabase;
 use test_support::{amqp_url, init_logs};
@@ -27,7 +28,7 @@ use test_support::{amqp_url, init_logs};
 pub use clients::{ApiClient, SimClient, normalized};
 pub use process::{Binary, Process};
 
-use crate::{AES_KEY, SECRET_KEY, SUITE_ID, SUITE_SECRET, TOKEN};
+use crate::{SECRET_KEY, SUITE_ID, suite_vars};
 
 /// Members in a directory of [`wait_converged`]'s shape.
 pub fn member_count(directory: &serde_json::Value) -> usize {
@@ -290,6 +291,25 @@ impl System {
             .chain(&self.contact_syncs)
     }
 
+    /// Waits (up to `limit`) until the provider API shows `corp_id`'s tenant with `status`;
+    /// returns it. Any other answer meanwhile (404, or 503 while the API reconnects to Postgres)
+    /// means not yet.
+    pub async fn wait_status(&self, corp_id: &str, status: &str, limit: Duration) -> Value {
+        let path = format!("/v1/tenants/{SUITE_ID}/{corp_id}");
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let (code, tenant) = self.api.request(reqwest::Method::GET, &path).await;
+            if code.is_success() && tenant["status"] == status {
+                return tenant;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{corp_id} is not {status}: {code} {tenant}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Panics if any daikai process's log contains one of `secrets` (wecom-sim, which plays
     /// WeCom, is not daikai and is not checked).
     pub fn assert_no_secret_logged(&self, secrets: &[String]) {
@@ -377,23 +397,12 @@ impl System {
     }
 }
 
-/// `(name, value)` pairs as owned strings.
-fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+/// `(name, value)` pairs as owned strings (for [`Options`]' environments).
+pub fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
-}
-
-fn suite_vars() -> impl Iterator<Item = (&'static str, String)> {
-    [
-        ("WECOM_SUITE_ID", SUITE_ID),
-        ("WECOM_SUITE_SECRET", SUITE_SECRET),
-        ("WECOM_TOKEN", TOKEN),
-        ("WECOM_ENCODING_AES_KEY", AES_KEY),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k, v.to_owned()))
 }
 
 /// `HOSTNAME` as a container or pod would have it: the process's name, which contact sync puts

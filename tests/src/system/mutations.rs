@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::SimClient;
+use super::clients::assert_delivered;
 
 /// What the mutations know of the corp's directory (the full view, not only the app's).
 #[derive(Debug, Default)]
@@ -185,12 +186,7 @@ async fn mutate(sim: &Mutator<'_>, method: Method, path: &str, body: Option<&Val
         return false;
     }
     assert!(status.is_success(), "wecom-sim {path}: {status} {answer}");
-    for report in answer["deliveries"].as_array().into_iter().flatten() {
-        assert_eq!(
-            report["delivered"], true,
-            "{path}: push not delivered: {report}"
-        );
-    }
+    assert_delivered(&answer);
     true
 }
 
